@@ -1,0 +1,210 @@
+"""Reading a consultation file: YAML → validated ``Definition`` with its version.
+
+The version is a digest of the file's text: any edit (a typo fixed, an option added) makes a
+new version, and every answer records the version it answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from flows.errors import DefinitionError, Problem
+from flows.schema import Consultation
+
+BUNDLED = "coquimbo2020.yaml"
+MAX_TEXT = 1000
+"""Longest free text accepted from a participant, in characters."""
+
+
+class Messages(BaseModel):
+    """The interface texts (``flows/messages_es.yaml``); every key is required."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    welcome_back: str
+    consent_yes: str
+    consent_no: str
+    consent_required: str
+    declined: str
+    declined_again: str
+    consent_thanks: str
+    ask_province: str
+    ask_comuna: str
+    ask_age_band: str
+    ask_gender: str
+    profile_done: str
+    btn_skip: str
+    btn_back: str
+    use_buttons: str
+    question_header: str
+    context_header: str
+    agreement_hint: str
+    desirable_hint: str
+    desirable_hint_no_options: str
+    btn_write: str
+    btn_next: str
+    write_prompt: str
+    system_prompt: str
+    more_prompt: str
+    btn_more_yes: str
+    btn_more_options: str
+    btn_more_no: str
+    reason_saved: str
+    feasibility_intro: str
+    judge_prompt: str
+    no_desirable: str
+    text_too_long: str
+    text_empty: str
+    stale_button: str
+    unsupported: str
+    edited: str
+    unknown_command: str
+    help: str
+    menu_prompt: str
+    btn_close: str
+    closed: str
+    review_empty: str
+    review_prompt: str
+    btn_edit_text: str
+    btn_goto: str
+    btn_delete: str
+    review_edit_prompt: str
+    review_deleted: str
+    review_updated: str
+    erase_confirm: str
+    btn_erase_yes: str
+    btn_erase_no: str
+    erased: str
+    erase_cancelled: str
+    nothing_stored: str
+    nothing_to_cancel: str
+    cancelled: str
+    skipped: str
+    summary_title: str
+    summary_header: str
+    summary_empty: str
+    summary_desirable: str
+    summary_possible: str
+    summary_reason: str
+    summary_enabler: str
+    finished_again: str
+    version_changed: str
+    removed_question: str
+    private_only: str
+    commands: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A loaded consultation: its content, its interface texts and its version."""
+
+    consultation: Consultation
+    messages: Messages
+    version: str
+    source: str
+    text: str
+
+
+def bundled_path() -> Path:
+    """The path of the bundled default consultation (the Coquimbo 2020 workshop)."""
+    return Path(str(resources.files("flows") / BUNDLED))
+
+
+def load(path: str | Path | None = None) -> Definition:
+    """Read and validate a consultation file (the bundled one when ``path`` is None)."""
+    file = Path(path) if path else bundled_path()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DefinitionError(str(file), [Problem("", None, f"cannot read file: {exc}")]) from exc
+    return parse(text, str(file))
+
+
+def parse(text: str, source: str = "<consultation>") -> Definition:
+    """Validate a consultation given as YAML text; raises ``DefinitionError`` with every problem."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise DefinitionError(source, [Problem("", line, f"not valid YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise DefinitionError(source, [Problem("", 1, "the file must be a YAML mapping")])
+
+    problems: list[Problem] = []
+    consultation: Consultation | None = None
+    try:
+        consultation = Consultation.model_validate(data)
+    except ValidationError as exc:
+        problems += _problems(exc, root)
+    messages: Messages | None = None
+    try:
+        overrides = data.get("messages") or {}
+        messages = Messages.model_validate({**_catalogue(), **overrides})
+    except (ValidationError, TypeError) as exc:
+        if isinstance(exc, ValidationError):
+            problems += [
+                Problem(
+                    "messages." + ".".join(str(p) for p in e["loc"]),
+                    _line(root, ("messages",)),
+                    e["msg"],
+                )
+                for e in exc.errors()
+            ]
+        else:
+            problems.append(Problem("messages", _line(root, ("messages",)), "must be a mapping"))
+    if problems or consultation is None or messages is None:
+        raise DefinitionError(source, problems)
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return Definition(consultation, messages, version, source, text)
+
+
+def _catalogue() -> dict[str, Any]:
+    raw = (resources.files("flows") / "messages_es.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(raw)
+    assert isinstance(data, dict)
+    return data
+
+
+def _problems(exc: ValidationError, root: yaml.Node | None) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(Problem(_place(loc), _line(root, loc), msg))
+    return out
+
+
+def _place(loc: tuple[Any, ...]) -> str:
+    """``('questions', 3, 'options', 2, 'id')`` → ``questions[3].options[2].id``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the deepest node of ``loc`` that exists in the YAML tree."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line

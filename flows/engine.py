@@ -1,0 +1,532 @@
+"""The flow engine: a pure function of (definition, participant state, event).
+
+``step(defn, state, event)`` returns a ``Step``: the new state (None: nothing to store, as
+before consent or after erasure), the replies to send and the records to store. No I/O
+happens here, so any channel can drive it and tests can explore it exhaustively.
+
+Bad participant input never raises: it becomes a reply and the state stays as it was.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+from flows import prompts
+from flows.definition import MAX_TEXT, Definition
+from flows.events import (
+    Answer,
+    AnswerRecorded,
+    AnswerRemoved,
+    Choice,
+    Command,
+    ConsentDeclined,
+    ConsentGiven,
+    Edited,
+    Event,
+    Finished,
+    ParticipantErased,
+    ProfileSet,
+    Record,
+    Reply,
+    Start,
+    Text,
+    Unsupported,
+)
+from flows.schema import Question
+from flows.state import Role, State
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one event did: the new state, the replies and the records to store."""
+
+    state: State | None
+    replies: tuple[Reply, ...] = ()
+    records: tuple[Record, ...] = ()
+
+
+@dataclass
+class _Out:
+    """Replies and records gathered while one event is handled."""
+
+    replies: list[Reply] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+
+    def done(self, state: State | None) -> Step:
+        return Step(state, tuple(self.replies), tuple(self.records))
+
+
+def new_state(defn: Definition, role: Role = "citizen", comuna: str | None = None) -> State:
+    """The state of someone who has just consented: at the profile, or (municipal contacts,
+    whose comuna is known) straight at the first question."""
+    if role == "municipal":
+        first = defn.consultation.questions[0].id
+        return State("questions", "ask", defn.version, question=first, role=role, comuna=comuna)
+    return State("profile", "province", defn.version, role=role)
+
+
+def step(defn: Definition, state: State | None, event: Event) -> Step:
+    """Handle one event of one participant."""
+    if state is None:
+        return _newcomer(defn, event)
+    out = _Out()
+    state = _repair(defn, state, out)
+    if state.stage == "declined":
+        return _declined(defn, state, event, out)
+    if isinstance(event, Start):
+        out.replies.append(Reply(defn.messages.welcome_back))
+        state = state.evolve(overlay=None, overlay_target=None)
+        out.replies += prompts.current(defn, state, context=True)
+        return out.done(state)
+    if isinstance(event, Command):
+        return _command(defn, state, event, out)
+    if isinstance(event, Choice):
+        return _choice(defn, state, event.data, out)
+    if isinstance(event, Text):
+        return _text(defn, state, event.text, out)
+    if isinstance(event, Edited):
+        out.replies.append(Reply(defn.messages.edited))
+        return out.done(state)
+    assert isinstance(event, Unsupported)
+    out.replies.append(Reply(defn.messages.unsupported))
+    out.replies += prompts.current(defn, state)
+    return out.done(state)
+
+
+# --- before consent -------------------------------------------------------------------------
+
+
+def _newcomer(defn: Definition, event: Event) -> Step:
+    m = defn.messages
+    if isinstance(event, Choice) and event.data == prompts.CONSENT_YES:
+        out = _Out(records=[ConsentGiven()], replies=[Reply(m.consent_thanks)])
+        state = new_state(defn)
+        out.replies += prompts.current(defn, state)
+        return out.done(state)
+    if isinstance(event, Choice) and event.data == prompts.CONSENT_NO:
+        return Step(State("declined", "declined", defn.version), (Reply(m.declined),),
+                    (ConsentDeclined(),))  # fmt: skip
+    if isinstance(event, Command):
+        text = {"ayuda": m.help, "privacidad": defn.consultation.privacy,
+                "borrar": m.nothing_stored}.get(event.name, m.consent_required)  # fmt: skip
+        return Step(None, (Reply(text),))
+    if isinstance(event, Start | Text):
+        return Step(None, tuple(prompts.consent(defn)))
+    return Step(None, (Reply(m.consent_required),))
+
+
+def _declined(defn: Definition, state: State, event: Event, out: _Out) -> Step:
+    if isinstance(event, Start):
+        out.replies += prompts.consent(defn)
+        return out.done(state)
+    if isinstance(event, Choice) and event.data == prompts.CONSENT_YES:
+        new = new_state(defn)
+        out.records.append(ConsentGiven())
+        out.replies.append(Reply(defn.messages.consent_thanks))
+        out.replies += prompts.current(defn, new)
+        return out.done(new)
+    if isinstance(event, Command) and event.name in ("ayuda", "privacidad"):
+        m = defn.messages
+        out.replies.append(Reply(m.help if event.name == "ayuda" else defn.consultation.privacy))
+        return out.done(state)
+    out.replies.append(Reply(defn.messages.declined_again))
+    return out.done(state)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _command(defn: Definition, state: State, cmd: Command, out: _Out) -> Step:
+    m = defn.messages
+    if cmd.name == "ayuda":
+        out.replies.append(Reply(m.help))
+        return out.done(state)
+    if cmd.name == "privacidad":
+        out.replies.append(Reply(defn.consultation.privacy))
+        return out.done(state)
+    if cmd.name in ("menu", "revisar", "borrar"):
+        overlay = {"menu": "menu", "revisar": "review", "borrar": "erase"}[cmd.name]
+        if overlay == "review" and not state.answers:
+            out.replies.append(Reply(m.review_empty))
+            return out.done(state)
+        state = state.evolve(overlay=overlay, overlay_target=None)
+        out.replies += prompts.current(defn, state)
+        return out.done(state)
+    if cmd.name == "cancelar":
+        return _cancel(defn, state, out)
+    if cmd.name == "omitir":
+        if state.overlay is not None:
+            return _cancel(defn, state, out)
+        return _skip(defn, state, out)
+    out.replies.append(Reply(m.unknown_command.format(name=cmd.name)))
+    return out.done(state)
+
+
+def _cancel(defn: Definition, state: State, out: _Out) -> Step:
+    m = defn.messages
+    if state.overlay is not None:
+        state = state.evolve(overlay=None, overlay_target=None)
+        out.replies.append(Reply(m.cancelled))
+        out.replies += prompts.current(defn, state)
+        return out.done(state)
+    if state.step == "write":
+        state = state.evolve(step="ask")
+        out.replies.append(Reply(m.cancelled))
+        out.replies += prompts.current(defn, state)
+        return out.done(state)
+    out.replies.append(Reply(m.nothing_to_cancel))
+    return out.done(state)
+
+
+def _skip(defn: Definition, state: State, out: _Out) -> Step:
+    """Leave the current step without answering it."""
+    s = state.step
+    if s == "province" or s == "comuna":
+        return _goto(defn, state.evolve(step="age_band", target=None), out)
+    if s == "age_band":
+        return _goto(defn, state.evolve(step="gender"), out)
+    if s == "gender":
+        return _end_profile(defn, state, out)
+    if s == "system":
+        return _goto(defn, state.evolve(step="more", target=None), out)
+    if s in ("judge", "enabler"):
+        return _next_target(defn, state, out)
+    if s == "done":
+        out.replies.append(Reply(defn.messages.finished_again))
+        return out.done(state)
+    out.replies.append(Reply(defn.messages.skipped))
+    return _leave_question(defn, state, out)
+
+
+# --- buttons --------------------------------------------------------------------------------
+
+
+def _choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
+    if data not in prompts.buttons_of(prompts.current(defn, state)):
+        out.replies.append(Reply(defn.messages.stale_button))
+        out.replies += prompts.current(defn, state)
+        return out.done(state)
+    if state.overlay is not None:
+        return _overlay_choice(defn, state, data, out)
+    kind, _, rest = data.partition(":")
+    if kind == "s":
+        return _skip(defn, state, out)
+    if kind == "pv":
+        return _goto(
+            defn, state.evolve(step="comuna" if rest else "province", target=rest or None), out
+        )
+    if kind == "cm":
+        out.records.append(ProfileSet("comuna", rest))
+        return _goto(defn, state.evolve(step="age_band", target=None, comuna=rest), out)
+    if kind == "ab":
+        out.records.append(ProfileSet("age_band", rest))
+        return _goto(defn, state.evolve(step="gender", age_band=rest), out)
+    if kind == "gd":
+        out.records.append(ProfileSet("gender", rest))
+        return _end_profile(defn, state.evolve(gender=rest), out)
+    q = _question(defn, state)
+    if kind == "ag":
+        option = rest.split(":")[1]
+        previous = state.answer(q.id)
+        answer = Answer(q.id, q.id, "acuerdo", defn.version, option=option,
+                        text=previous.text if previous else None)  # fmt: skip
+        state = _record(state, answer, out)
+        return _goto(defn, state.evolve(step="reason"), out)
+    if kind == "o":
+        return _toggle(defn, state, q, rest.split(":")[1], out)
+    if kind == "w" or (kind == "mo" and rest.endswith(":y")):
+        return _goto(defn, state.evolve(step="write", target=None), out)
+    if kind == "mo" and rest.endswith(":o"):
+        return _goto(defn, state.evolve(step="ask", target=None), out)
+    if kind == "n" or kind == "mo":
+        return _leave_question(defn, state, out)
+    if kind == "sy":
+        key, system = rest.rsplit(":", 1)
+        old = state.answer(key)
+        if old is not None:
+            state = _record(state, _with(old, defn, system=system), out)
+        return _goto(defn, state.evolve(step="more", target=None), out)
+    assert kind == "f", data
+    key, option = rest.rsplit(":", 1)
+    old = state.answer(f"p.{key}")
+    answer = Answer(f"p.{key}", q.id, "posible", defn.version, option=option,
+                    text=old.text if old else None, refers_to=key)  # fmt: skip
+    state = _record(state, answer, out)
+    return _goto(defn, state.evolve(step="enabler"), out)
+
+
+def _toggle(defn: Definition, state: State, q: Question, option: str, out: _Out) -> Step:
+    key = f"{q.id}.o.{option}"
+    old = state.answer(key)
+    if old is not None:
+        state = _remove(state, old, out)
+    else:
+        state = _record(state, Answer(key, q.id, "deseable", defn.version, option=option), out)
+    (reply,) = prompts.current(defn, state)
+    out.replies.append(Reply(reply.text, reply.buttons, replace=True))
+    return out.done(state)
+
+
+def _overlay_choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
+    m = defn.messages
+    kind, _, key = data.partition(":")
+    closed = state.evolve(overlay=None, overlay_target=None)
+    if kind == prompts.CLOSE or data == "bz:n":
+        out.replies.append(Reply(m.erase_cancelled if data == "bz:n" else m.closed))
+        out.replies += prompts.current(defn, closed)
+        return out.done(closed)
+    if data == "bz:y":
+        out.records.append(ParticipantErased())
+        out.replies.append(Reply(m.erased))
+        return out.done(None)
+    if kind == "mn":
+        return _enter(defn, closed, key, out)
+    if kind == "rv" or kind == "re":
+        overlay = "review_item" if kind == "rv" else "review_edit"
+        return _goto(defn, state.evolve(overlay=overlay, overlay_target=key), out)
+    if kind == "rb":
+        return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+    if kind == "rg":
+        answer = state.answer(key)
+        assert answer is not None
+        return _enter(defn, closed, answer.question, out)
+    assert kind == "rd", data
+    answer = state.answer(key)
+    assert answer is not None
+    state = _remove(state, answer, out)
+    out.replies.append(Reply(m.review_deleted))
+    if not state.answers:
+        return _goto(defn, state.evolve(overlay=None, overlay_target=None), out)
+    return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+
+
+# --- free text ------------------------------------------------------------------------------
+
+
+def _text(defn: Definition, state: State, raw: str, out: _Out) -> Step:
+    m = defn.messages
+    text = raw.strip()
+    if len(text) > MAX_TEXT:
+        out.replies.append(Reply(m.text_too_long.format(length=len(text), limit=MAX_TEXT)))
+        return out.done(state)
+    if not text:
+        out.replies.append(Reply(m.text_empty))
+        return out.done(state)
+    if state.overlay == "review_edit":
+        old = state.answer(state.overlay_target or "")
+        if old is not None:
+            state = _record(state, _with(old, defn, text=text), out)
+        out.replies.append(Reply(m.review_updated))
+        return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+    if state.overlay is None and state.step in ("province", "comuna"):
+        comuna = _match_comuna(defn, text)
+        if comuna is not None:
+            out.records.append(ProfileSet("comuna", comuna))
+            return _goto(defn, state.evolve(step="age_band", target=None, comuna=comuna), out)
+    if state.overlay is not None or state.step not in ("ask", "write", "more", "reason", "enabler"):
+        out.replies.append(Reply(m.finished_again if state.step == "done" else m.use_buttons))
+        if state.step != "done" or state.overlay is not None:
+            out.replies += prompts.current(defn, state)
+        return out.done(state)
+    q = _question(defn, state)
+    if state.step == "reason" or (state.step == "ask" and q.kind == "agreement"):
+        if state.step == "ask":
+            out.replies.append(Reply(m.use_buttons))
+            out.replies += prompts.current(defn, state)
+            return out.done(state)
+        old = state.answer(q.id)
+        answer = (
+            _with(old, defn, text=text)
+            if old
+            else Answer(q.id, q.id, "acuerdo", defn.version, text=text)
+        )
+        state = _record(state, answer, out)
+        out.replies.append(Reply(m.reason_saved))
+        return _leave_question(defn, state, out)
+    if state.step == "enabler":
+        old = state.answer(f"p.{state.target}")
+        if old is not None:
+            state = _record(state, _with(old, defn, text=text), out)
+        return _next_target(defn, state, out)
+    if q.kind == "feasibility":  # 'ask' is never the step of a feasibility question
+        out.replies.append(Reply(m.use_buttons))
+        return out.done(state)
+    key = f"{q.id}.t{state.seq + 1}"
+    state = _record(state, Answer(key, q.id, "deseable", defn.version, text=text), out)
+    return _goto(defn, state.evolve(step="system", target=key, seq=state.seq + 1), out)
+
+
+def _match_comuna(defn: Definition, text: str) -> str | None:
+    wanted = _fold(text)
+    return next(
+        (c.id for c in defn.consultation.profile.comunas() if _fold(c.label) == wanted), None
+    )
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold().strip())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# --- moving between steps and questions ----------------------------------------------------
+
+
+def _goto(defn: Definition, state: State, out: _Out) -> Step:
+    out.replies += prompts.current(defn, state)
+    return out.done(state)
+
+
+def _end_profile(defn: Definition, state: State, out: _Out) -> Step:
+    out.replies.append(Reply(defn.messages.profile_done))
+    return _enter(defn, state, defn.consultation.questions[0].id, out)
+
+
+def _enter(defn: Definition, state: State, question_id: str, out: _Out) -> Step:
+    """Start a question: its context card, then its first step."""
+    q = defn.consultation.question(question_id)
+    assert q is not None
+    state = state.evolve(stage="questions", question=q.id, target=None)
+    if q.kind != "feasibility":
+        out.replies += prompts.current(defn, state.evolve(step="ask"), context=True)
+        return out.done(state.evolve(step="ask"))
+    targets = prompts.feasibility_targets(state)
+    if q.context:
+        out.replies.append(prompts.card(defn, q))
+    if not targets:
+        out.replies.append(Reply(defn.messages.no_desirable))
+        return _leave_question(defn, state.evolve(step="judge"), out)
+    out.replies.append(Reply(defn.messages.feasibility_intro))
+    return _goto(defn, state.evolve(step="judge", target=targets[0].key), out)
+
+
+def _next_target(defn: Definition, state: State, out: _Out) -> Step:
+    keys = [a.key for a in prompts.feasibility_targets(state)]
+    after = keys[keys.index(state.target) + 1 :] if state.target in keys else []
+    if after:
+        return _goto(defn, state.evolve(step="judge", target=after[0]), out)
+    return _leave_question(defn, state, out)
+
+
+def _leave_question(defn: Definition, state: State, out: _Out) -> Step:
+    """Mark the current question as visited and go to the next one not yet visited."""
+    visited = state.visited
+    if state.question and state.question not in visited:
+        visited = (*visited, state.question)
+    state = state.evolve(visited=visited, target=None)
+    following = _next_question(defn, state)
+    if following is not None:
+        return _enter(defn, state, following, out)
+    state = state.evolve(stage="finished", step="done", question=None)
+    out.records.append(Finished())
+    out.replies.append(prompts.summary(defn, state))
+    out.replies.append(Reply(defn.consultation.thanks))
+    return out.done(state)
+
+
+def _next_question(defn: Definition, state: State) -> str | None:
+    ids = [q.id for q in defn.consultation.questions]
+    start = ids.index(state.question) + 1 if state.question in ids else 0
+    for qid in ids[start:] + ids[:start]:
+        if qid not in state.visited:
+            return qid
+    return None
+
+
+def _question(defn: Definition, state: State) -> Question:
+    q = defn.consultation.question(state.question or "")
+    assert q is not None, "a question step always has a question (see _repair)"
+    return q
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def _record(state: State, answer: Answer, out: _Out) -> State:
+    previous = state.answer(answer.key)
+    out.records.append(AnswerRecorded(answer, previous))
+    if previous is None:
+        return state.evolve(answers=(*state.answers, answer))
+    return state.evolve(answers=tuple(answer if a.key == answer.key else a for a in state.answers))
+
+
+def _remove(state: State, answer: Answer, out: _Out) -> State:
+    """Delete an answer, and the feasibility judgements of it."""
+    gone = [a for a in state.answers if a.key == answer.key or a.refers_to == answer.key]
+    out.records += [AnswerRemoved(a) for a in gone]
+    keys = {a.key for a in gone}
+    return state.evolve(answers=tuple(a for a in state.answers if a.key not in keys))
+
+
+def _with(old: Answer, defn: Definition, **changes: str | None) -> Answer:
+    fields = {**old.__dict__, **changes, "version": defn.version}
+    return Answer(**fields)
+
+
+# --- keeping stored states valid -----------------------------------------------------------
+
+
+def _repair(defn: Definition, state: State, out: _Out) -> State:
+    """Bring a stored state in line with the (possibly edited) consultation.
+
+    A question removed, an answer deleted or a changed kind must never leave a participant
+    stuck: they continue on the new version at the nearest sensible step.
+    """
+    if state.version != defn.version:
+        out.replies.append(Reply(defn.messages.version_changed))
+        state = state.evolve(version=defn.version)
+    if (
+        state.overlay in ("review_item", "review_edit")
+        and state.answer(state.overlay_target or "") is None
+    ):
+        state = state.evolve(overlay="review" if state.answers else None, overlay_target=None)
+    if state.overlay == "review" and not state.answers:
+        state = state.evolve(overlay=None)
+    if state.stage != "questions":
+        if state.step == "comuna" and not any(
+            p.id == state.target for p in defn.consultation.profile.provinces
+        ):
+            state = state.evolve(step="province", target=None)
+        return state
+    q = defn.consultation.question(state.question or "")
+    if q is None:
+        nxt = _next_question(defn, state.evolve(question=None))
+        if nxt is None:
+            return state.evolve(stage="finished", step="done", question=None, target=None)
+        if _kind(defn, nxt) == "feasibility":
+            return _first_target(defn, state, nxt)
+        return state.evolve(step="ask", question=nxt, target=None)
+    valid_steps = {
+        "agreement": {"ask", "reason"},
+        "desirable": {"ask", "write", "system", "more"},
+        "feasibility": {"judge", "enabler"},
+    }[q.kind]
+    if state.step not in valid_steps:
+        return (
+            _first_target(defn, state, q.id)
+            if q.kind == "feasibility"
+            else state.evolve(step="ask", target=None)
+        )
+    if state.step in ("system", "judge", "enabler") and state.answer(state.target or "") is None:
+        if q.kind == "feasibility":
+            return _first_target(defn, state, q.id)
+        return state.evolve(step="more", target=None)
+    return state
+
+
+def _kind(defn: Definition, question_id: str) -> str:
+    q = defn.consultation.question(question_id)
+    return q.kind if q else ""
+
+
+def _first_target(defn: Definition, state: State, question_id: str) -> State:
+    targets = prompts.feasibility_targets(state)
+    if targets:
+        return state.evolve(step="judge", question=question_id, target=targets[0].key)
+    # Nothing to judge: treat the question as visited and stop at the end of the consultation
+    visited = state.visited if question_id in state.visited else (*state.visited, question_id)
+    nxt = _next_question(defn, state.evolve(question=question_id, visited=visited))
+    if nxt is None or _kind(defn, nxt) == "feasibility":
+        return state.evolve(stage="finished", step="done", question=None, target=None,
+                            visited=visited)  # fmt: skip
+    return state.evolve(step="ask", question=nxt, target=None, visited=visited)

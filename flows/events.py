@@ -1,0 +1,160 @@
+"""What goes into the engine (events), and what comes out (replies and records).
+
+All of these are small frozen dataclasses, free of any channel: the Telegram adapter and the
+terminal rehearsal both translate their input into these and deliver the replies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# --- Events: what the participant did ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    """The participant opened the conversation, e.g. ``/start`` or ``/start <payload>``."""
+
+    payload: str = ""
+
+
+@dataclass(frozen=True)
+class Text:
+    """A plain text message, e.g. ``Text("Más intercambio con San Juan")``."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button was pressed; ``data`` is the button's data, e.g. ``Choice("o:q1:peru")``.
+
+    It may come from an old message or be forged: the engine checks it against the step.
+    """
+
+    data: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command other than start, e.g. ``Command("revisar")``; unknown names are answered."""
+
+    name: str
+    args: str = ""
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """Something the consultation cannot take: ``Unsupported("photo")``, ``"sticker"``..."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
+class Edited:
+    """The participant edited a message they had sent; answers are changed with /revisar."""
+
+
+Event = Start | Text | Choice | Command | Unsupported | Edited
+
+# --- Replies: what to send back -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button: ``Button("Sí", "c:yes")``. ``data`` is at most 64 bytes."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to the participant, plain text (never markup), with rows of buttons.
+
+    ``replace`` asks the channel to update the message whose button was pressed instead of
+    sending a new one (used when toggling options), where the channel can.
+    """
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    replace: bool = False
+
+
+# --- Records: facts to store ----------------------------------------------------------------
+
+AnswerKind = Literal["acuerdo", "deseable", "posible"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One stored answer.
+
+    ``key`` is unique per participant and stable: ``"q1.o.peru"`` for a chosen option,
+    ``"q1.t3"`` for the third free-text change, ``"a"`` for the agreement question,
+    ``"q5.q1.t3"`` for the feasibility of change ``q1.t3`` (``refers_to``).
+    """
+
+    key: str
+    question: str
+    kind: AnswerKind
+    version: str
+    option: str | None = None
+    text: str | None = None
+    system: str | None = None
+    refers_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    """The participant accepted to take part: from now on their answers are stored."""
+
+
+@dataclass(frozen=True)
+class ConsentDeclined:
+    """The participant declined: only the fact is kept, so that they are not asked again."""
+
+
+@dataclass(frozen=True)
+class ProfileSet:
+    """``ProfileSet("comuna", "ovalle")``; ``value`` None means skipped."""
+
+    field: Literal["comuna", "age_band", "gender"]
+    value: str | None
+
+
+@dataclass(frozen=True)
+class AnswerRecorded:
+    """An answer was given or changed; ``previous`` is what it replaced, if anything."""
+
+    answer: Answer
+    previous: Answer | None = None
+
+
+@dataclass(frozen=True)
+class AnswerRemoved:
+    """An answer was deleted by the participant (``/revisar`` → eliminar)."""
+
+    previous: Answer
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The participant reached the end of the consultation (possibly again)."""
+
+
+@dataclass(frozen=True)
+class ParticipantErased:
+    """``/borrar`` confirmed: everything about the participant must be deleted."""
+
+
+Record = (
+    ConsentGiven
+    | ConsentDeclined
+    | ProfileSet
+    | AnswerRecorded
+    | AnswerRemoved
+    | Finished
+    | ParticipantErased
+)

@@ -1,0 +1,273 @@
+"""What the participant sees at each step: states rendered as replies.
+
+Pure functions of (definition, state). The engine also uses them to decide which buttons are
+valid right now: a button is accepted only if the current prompt offers it, which rejects
+stale buttons (from an earlier message) and forged callback data alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from flows.definition import Definition
+from flows.events import Answer, Button, Reply
+from flows.schema import Option, Question
+from flows.state import State
+
+Rows = tuple[tuple[Button, ...], ...]
+
+CONSENT_YES = "c:y"
+CONSENT_NO = "c:n"
+CLOSE = "x"
+MAX_REVIEW_BUTTONS = 40
+
+
+def consent(defn: Definition) -> list[Reply]:
+    """The welcome and the consent question, for a newcomer (nothing is stored yet)."""
+    m = defn.messages
+    c = defn.consultation
+    buttons = ((Button(m.consent_yes, CONSENT_YES),), (Button(m.consent_no, CONSENT_NO),))
+    return [Reply(c.welcome), Reply(c.consent, buttons)]
+
+
+def current(defn: Definition, state: State, *, context: bool = False) -> list[Reply]:
+    """The prompt of the participant's current step (or of the open overlay)."""
+    if state.overlay is not None:
+        return [_overlay(defn, state)]
+    return _step(defn, state, context=context)
+
+
+def buttons_of(replies: Iterable[Reply]) -> set[str]:
+    return {b.data for r in replies for row in r.buttons for b in row}
+
+
+def skip_data(state: State) -> str:
+    return f"s:{state.step}:{state.target or state.question or ''}"
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+def _step(defn: Definition, state: State, *, context: bool) -> list[Reply]:
+    m = defn.messages
+    c = defn.consultation
+    skip = Button(m.btn_skip, skip_data(state))
+    if state.step == "declined":
+        return [Reply(m.declined_again)]
+    if state.step == "province":
+        rows = _grid([Button(p.label, f"pv:{p.id}") for p in c.profile.provinces], 3)
+        rows += ((Button(c.profile.outside.label, f"cm:{c.profile.outside.id}"),), (skip,))
+        return [Reply(m.ask_province, rows)]
+    if state.step == "comuna":
+        province = next((p for p in c.profile.provinces if p.id == state.target), None)
+        comunas = province.comunas if province else []
+        label = province.label if province else ""
+        rows = _grid([Button(o.label, f"cm:{o.id}") for o in comunas], 2)
+        rows += ((Button(m.btn_back, "pv:"), skip),)
+        return [Reply(m.ask_comuna.format(province=label), rows)]
+    if state.step == "age_band":
+        rows = _grid([Button(o.label, f"ab:{o.id}") for o in c.profile.age_bands], 2)
+        return [Reply(m.ask_age_band, (*rows, (skip,)))]
+    if state.step == "gender":
+        rows = _grid([Button(o.label, f"gd:{o.id}") for o in c.profile.genders], 2)
+        return [Reply(m.ask_gender, (*rows, (skip,)))]
+    if state.step == "done":
+        return [Reply(m.finished_again)]
+    question = c.question(state.question or "")
+    if question is None:  # only reachable with a state the engine has not repaired
+        return [Reply(m.finished_again)]
+    replies = [card(defn, question)] if context and question.context else []
+    replies.append(_question_step(defn, state, question, skip))
+    return replies
+
+
+def card(defn: Definition, question: Question) -> Reply:
+    return Reply(f"{defn.messages.context_header}\n\n{question.context}")
+
+
+def _question_step(defn: Definition, state: State, q: Question, skip: Button) -> Reply:
+    m = defn.messages
+    rows: Rows
+    if state.step == "ask" and q.kind == "agreement":
+        given = state.answer(q.id)
+        rows = _mark(
+            tuple((Button(o.label, f"ag:{q.id}:{o.id}"),) for o in q.options),
+            {f"ag:{q.id}:{given.option}"} if given else set(),
+        )
+        return Reply(_header(defn, q, m.agreement_hint), (*rows, (skip,)))
+    if state.step == "ask":
+        chosen = {f"o:{q.id}:{a.option}" for a in state.answers_to(q.id) if a.option}
+        rows = _mark(tuple((Button(o.label, f"o:{q.id}:{o.id}"),) for o in q.options), chosen)
+        hint = m.desirable_hint if q.options else m.desirable_hint_no_options
+        rows += ((Button(m.btn_write, f"w:{q.id}"),), (Button(m.btn_next, f"n:{q.id}"),))
+        return Reply(_header(defn, q, hint), rows)
+    if state.step == "reason":
+        return Reply(q.follow_up or m.write_prompt, ((skip,),))
+    if state.step == "write":
+        return Reply(m.write_prompt, ((Button(m.btn_next, f"n:{q.id}"),),))
+    if state.step == "system":
+        answer = state.answer(state.target or "")
+        sys = _grid(
+            [Button(s.label, f"sy:{state.target}:{s.id}") for s in defn.consultation.systems], 2
+        )
+        text = m.system_prompt.format(text=answer.text if answer else "")
+        return Reply(text, (*sys, (skip,)))
+    if state.step == "more":
+        rows = ((Button(m.btn_more_yes, f"mo:{q.id}:y"),),)
+        if q.options:
+            rows += ((Button(m.btn_more_options, f"mo:{q.id}:o"),),)
+        rows += ((Button(m.btn_more_no, f"mo:{q.id}:n"),),)
+        return Reply(m.more_prompt, rows)
+    if state.step == "judge":
+        targets = feasibility_targets(state)
+        target = state.answer(state.target or "")
+        index = next((i for i, a in enumerate(targets, 1) if a.key == state.target), 0)
+        text = m.judge_prompt.format(
+            index=index, total=len(targets), change=describe(defn, target) if target else ""
+        )
+        opts = tuple(Button(o.label, f"f:{state.target}:{o.id}") for o in q.options)
+        current_judgement = state.answer(f"p.{state.target}")
+        marked = {f"f:{state.target}:{current_judgement.option}"} if current_judgement else set()
+        return Reply(_header(defn, q, text), (*_mark((opts,), marked), (skip,)))
+    # enabler
+    return Reply(q.follow_up or m.write_prompt, ((skip,),))
+
+
+def _header(defn: Definition, q: Question, hint: str) -> str:
+    head = defn.messages.question_header.format(number=q.number, title=q.title)
+    prompts = "".join(f"\n• {p}" for p in q.prompts)
+    return f"{head}\n\n{q.text}{prompts}\n\n{hint}"
+
+
+# --- overlays ---------------------------------------------------------------------------------
+
+
+def _overlay(defn: Definition, state: State) -> Reply:
+    m = defn.messages
+    rows: Rows
+    close = (Button(m.btn_close, CLOSE),)
+    if state.overlay == "menu":
+        done = set(state.visited)
+        rows = tuple(
+            (Button(f"{'✅ ' if q.id in done else ''}{q.number} · {q.title}", f"mn:{q.id}"),)
+            for q in defn.consultation.questions
+        )
+        return Reply(m.menu_prompt, (*rows, close))
+    by_key = {a.key: a for a in state.answers}
+    if state.overlay == "review":
+        rows = tuple(
+            (Button(_clip(f"{_number(defn, a)} · {describe(defn, a, by_key)}"), f"rv:{a.key}"),)
+            for a in state.answers[:MAX_REVIEW_BUTTONS]
+        )
+        return Reply(m.review_prompt, (*rows, close))
+    if state.overlay == "review_item":
+        a = state.answer(state.overlay_target or "")
+        if a is None:
+            return Reply(m.review_empty, (close,))
+        rows = ()
+        if a.text is not None:
+            rows += ((Button(m.btn_edit_text, f"re:{a.key}"),),)
+        if defn.consultation.question(a.question) is not None:
+            rows += ((Button(m.btn_goto, f"rg:{a.key}"),),)
+        rows += ((Button(m.btn_delete, f"rd:{a.key}"),), (Button(m.btn_back, "rb"),))
+        return Reply(f"{_number(defn, a)} · {_title(defn, a)}\n\n{describe(defn, a, by_key)}", rows)
+    if state.overlay == "review_edit":
+        a = state.answer(state.overlay_target or "")
+        return Reply(m.review_edit_prompt.format(text=a.text if a else ""), (close,))
+    # erase
+    return Reply(
+        m.erase_confirm, ((Button(m.btn_erase_yes, "bz:y"),), (Button(m.btn_erase_no, "bz:n"),))
+    )
+
+
+# --- answers as text --------------------------------------------------------------------------
+
+
+def feasibility_targets(state: State) -> list[Answer]:
+    """The desirable changes a feasibility question asks about, in the order they were given."""
+    return [a for a in state.answers if a.kind == "deseable"]
+
+
+def describe(defn: Definition, a: Answer, by_key: Mapping[str, Answer] | None = None) -> str:
+    """One answer in words: ``Perú``, ``«Más becas» (Social)``, ``Perú (en parte)``.
+
+    A feasibility answer names the change it judges, looked up in ``by_key``.
+    """
+    c = defn.consultation
+    if a.kind == "posible":
+        target = (by_key or {}).get(a.refers_to or "")
+        what = describe(defn, target) if target else "?"
+        verdict = _option_label(c.question(a.question), a.option).lower()
+        extra = f"; {defn.messages.summary_enabler}: «{a.text}»" if a.text else ""
+        return f"{what} ({verdict}{extra})"
+    if a.kind == "acuerdo":
+        label = _option_label(c.question(a.question), a.option)
+        return f"{label} — {defn.messages.summary_reason}: «{a.text}»" if a.text else label
+    if a.option is not None:
+        return _option_label(c.question(a.question), a.option)
+    system = c.system_label(a.system)
+    return f"«{a.text}» ({system})" if system else f"«{a.text}»"
+
+
+def summary(defn: Definition, state: State) -> Reply:
+    """The participant's answers laid out like the workshop's result table."""
+    m = defn.messages
+    lines = [m.summary_title, m.summary_header]
+    by_key = {a.key: a for a in state.answers}
+    possibles: dict[str, list[str]] = {}
+    for a in state.answers:
+        if a.kind == "posible" and a.refers_to in by_key:
+            target = by_key[a.refers_to]
+            possibles.setdefault(target.question, []).append(describe(defn, a, by_key))
+    asked = [q.id for q in defn.consultation.questions]
+    removed = sorted({a.question for a in state.answers} - set(asked))
+    for qid in asked + removed:
+        q = defn.consultation.question(qid)
+        if q is not None and q.kind == "feasibility":
+            continue
+        own = [a for a in state.answers_to(qid) if a.kind != "posible"]
+        number = q.number if q else qid
+        title = q.title if q else m.removed_question
+        lines.append("")
+        lines.append(f"{number} · {title}")
+        if not own:
+            lines.append(f"   {m.summary_empty}")
+            continue
+        if own[0].kind == "acuerdo":
+            lines.append("   " + describe(defn, own[0]))
+            continue
+        lines.append(f"   {m.summary_desirable}: " + "; ".join(describe(defn, a) for a in own))
+        if qid in possibles:
+            lines.append(f"   {m.summary_possible}: " + "; ".join(possibles[qid]))
+    return Reply("\n".join(lines))
+
+
+def _option_label(q: Question | None, option_id: str | None) -> str:
+    options: list[Option] = q.options if q else []
+    found = next((o.label for o in options if o.id == option_id), None)
+    return found or (option_id or "").replace("_", " ")
+
+
+def _number(defn: Definition, a: Answer) -> str:
+    q = defn.consultation.question(a.question)
+    return q.number if q else a.question
+
+
+def _title(defn: Definition, a: Answer) -> str:
+    q = defn.consultation.question(a.question)
+    return q.title if q else defn.messages.removed_question
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _grid(buttons: list[Button], per_row: int) -> Rows:
+    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+
+
+def _mark(rows: Rows, chosen: set[str]) -> Rows:
+    return tuple(
+        tuple(Button(f"✅ {b.label}", b.data) if b.data in chosen else b for b in row)
+        for row in rows
+    )
