@@ -21,8 +21,14 @@ from tests.helpers.botapi import BOT_ID, BOT_USERNAME, BotApiStandIn
 from tests.helpers.updates import callback_update, photo_update, text_update
 
 USER = 4242
-KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("Sí", callback_data="q1:yes"),
-                                  InlineKeyboardButton("No", callback_data="q1:no")]])
+KEYBOARD = InlineKeyboardMarkup(
+    [
+        [
+            InlineKeyboardButton("Sí", callback_data="q1:yes"),
+            InlineKeyboardButton("No", callback_data="q1:no"),
+        ]
+    ]
+)
 
 
 @pytest.fixture
@@ -102,7 +108,9 @@ async def test_callback_answer_and_edits(api: BotApiStandIn, bot: Bot) -> None:
     (update,) = await bot.get_updates()
     assert await bot.answer_callback_query(update.callback_query.id, text="Anotado")
     assert api.calls_of("answerCallbackQuery")[0].params == {
-        "callback_query_id": "cbq-1", "text": "Anotado"}
+        "callback_query_id": "cbq-1",
+        "text": "Anotado",
+    }
 
     edited = await bot.edit_message_text("Pregunta 1: Sí", USER, sent.message_id)
     assert edited.text == "Pregunta 1: Sí" and edited.reply_markup is None
@@ -116,13 +124,15 @@ async def test_callback_answer_and_edits(api: BotApiStandIn, bot: Bot) -> None:
 
 
 async def test_files_are_recorded(api: BotApiStandIn, bot: Bot) -> None:
-    doc = await bot.send_document(USER, b"id,answer\n1,yes\n", filename="export.csv",
-                                  caption="Export")
+    doc = await bot.send_document(
+        USER, b"id,answer\n1,yes\n", filename="export.csv", caption="Export"
+    )
     assert doc.document.file_name == "export.csv" and doc.caption == "Export"
     photo = await bot.send_photo(USER, b"\x89PNG fake")
     assert photo.photo[-1].file_size == 9
     album = await bot.send_media_group(
-        USER, [InputMediaDocument(b"a", filename="a.txt"), InputMediaDocument(b"bb", "b.txt")])
+        USER, [InputMediaDocument(b"a", filename="a.txt"), InputMediaDocument(b"bb", "b.txt")]
+    )
     assert [m.document.file_size for m in album] == [1, 2]
     assert len({m.media_group_id for m in album}) == 1
 
@@ -149,8 +159,9 @@ async def test_flood_control_and_injected_failures(monkeypatch: pytest.MonkeyPat
 
     with BotApiStandIn() as api:
         async with Bot(api.token, base_url=api.base_url) as bot:
-            api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user",
-                          chat_id=USER)
+            api.fail_next(
+                "sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=USER
+            )
             await bot.send_message(USER + 1, "a otro")
             with pytest.raises(Forbidden, match="blocked by the user"):
                 await bot.send_message(USER, "bloqueado")

@@ -58,15 +58,38 @@ BOT_USER: JSONDict = {
 }
 # Calls that deliver something to a chat; what sent_to() reports.
 SEND_METHODS = frozenset(
-    {"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendDocument", "sendPhoto",
-     "sendMediaGroup"}
+    {
+        "sendMessage",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "sendDocument",
+        "sendPhoto",
+        "sendMediaGroup",
+    }
 )
 # Form values that must stay strings even when they look like JSON (PTB sends every parameter
 # as a string: str values as-is, everything else json.dumps()-ed).
 _STRING_FIELDS = frozenset(
-    {"text", "caption", "callback_query_id", "inline_message_id", "url", "parse_mode", "action",
-     "language_code", "secret_token", "photo", "document", "video", "audio", "voice", "sticker",
-     "animation", "message_effect_id", "business_connection_id"}
+    {
+        "text",
+        "caption",
+        "callback_query_id",
+        "inline_message_id",
+        "url",
+        "parse_mode",
+        "action",
+        "language_code",
+        "secret_token",
+        "photo",
+        "document",
+        "video",
+        "audio",
+        "voice",
+        "sticker",
+        "animation",
+        "message_effect_id",
+        "business_connection_id",
+    }
 )
 _NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
@@ -194,7 +217,8 @@ class BotApiStandIn:
         self.port = sockets[0].getsockname()[1]
         ready = threading.Event()
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._serve(sockets, ready)), name="botapi-standin",
+            target=lambda: asyncio.run(self._serve(sockets, ready)),
+            name="botapi-standin",
             daemon=True,
         )
         self._thread.start()
@@ -220,8 +244,10 @@ class BotApiStandIn:
     async def _serve(self, sockets: list[socket.socket], ready: threading.Event) -> None:
         self._loop, self._stop_event = asyncio.get_running_loop(), asyncio.Event()
         app = tornado.web.Application(
-            [(r"/bot[^/]*/([A-Za-z0-9_]+)/?", _MethodHandler, {"api": self}),
-             (r".*", _NotFoundHandler)],
+            [
+                (r"/bot[^/]*/([A-Za-z0-9_]+)/?", _MethodHandler, {"api": self}),
+                (r".*", _NotFoundHandler),
+            ],
             log_function=lambda handler: None,  # no access log: it costs time in benchmarks
         )
         server = tornado.httpserver.HTTPServer(app)
@@ -247,15 +273,18 @@ class BotApiStandIn:
     def sent_to(self, chat_id: int | str, *, include_failed: bool = False) -> list[Call]:
         """Successful (unless ``include_failed``) send/edit calls addressed to ``chat_id``."""
         return [
-            c for c in self.calls
-            if c.method in SEND_METHODS and str(c.params.get("chat_id")) == str(chat_id)
+            c
+            for c in self.calls
+            if c.method in SEND_METHODS
+            and str(c.params.get("chat_id")) == str(chat_id)
             and (include_failed or c.ok)
         ]
 
     def texts_to(self, chat_id: int | str) -> list[str]:
         """Texts of successful sendMessage/editMessageText calls to ``chat_id``, in order."""
         return [
-            str(c.params.get("text")) for c in self.sent_to(chat_id)
+            str(c.params.get("text"))
+            for c in self.sent_to(chat_id)
             if c.method in ("sendMessage", "editMessageText")
         ]
 
@@ -297,8 +326,9 @@ class BotApiStandIn:
         serialised with ``to_dict()``; update_id 0/None means "assign the next id"."""
         data = update.to_dict() if isinstance(update, Update) else json.loads(json.dumps(update))
         with self._lock:
-            update_id = data.get("update_id") or max(self._last_update_id + 1,
-                                                     self._confirmed_up_to)
+            update_id = data.get("update_id") or max(
+                self._last_update_id + 1, self._confirmed_up_to
+            )
             if update_id < self._confirmed_up_to or any(u == update_id for u, _ in self._pending):
                 raise ValueError(f"update_id {update_id} is already confirmed or pending")
             data["update_id"] = update_id
@@ -321,8 +351,14 @@ class BotApiStandIn:
         return self._confirmed_up_to
 
     def fail_next(
-        self, method: str, error_code: int, description: str, *, chat_id: int | str | None = None,
-        times: int = 1, retry_after: int | None = None,
+        self,
+        method: str,
+        error_code: int,
+        description: str,
+        *,
+        chat_id: int | str | None = None,
+        times: int = 1,
+        retry_after: int | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` (to ``chat_id`` if given) fail, e.g.
         ``fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=42)``."""
@@ -332,9 +368,10 @@ class BotApiStandIn:
             )
 
     # ------------------------------------------------------------------ request handling
-    async def handle(self, method: str, params: JSONDict, files: dict[str, UploadedFile]) -> tuple[
-        int, JSONDict
-    ]:
+    async def handle(
+        self, method: str, params: JSONDict, files: dict[str, UploadedFile]
+    ) -> tuple[int, JSONDict]:
+        """Serve one API call (already decoded); returns (HTTP status, envelope)."""
         name = self._canonical.get(method.lower(), method)
         call = Call(name, params, time.monotonic(), files)
         try:
@@ -349,8 +386,11 @@ class BotApiStandIn:
                 result = await result
         except ApiError as err:
             call.status = err.code
-            envelope: JSONDict = {"ok": False, "error_code": err.code,
-                                  "description": err.description}
+            envelope: JSONDict = {
+                "ok": False,
+                "error_code": err.code,
+                "description": err.description,
+            }
             if err.retry_after is not None:
                 envelope["parameters"] = {"retry_after": err.retry_after}
             return err.code, envelope
@@ -441,8 +481,13 @@ class BotApiStandIn:
         with self._lock:
             self._last_message_id[chat_id] += 1
             message_id = self._last_message_id[chat_id]
-            message = {"message_id": message_id, "from": BOT_USER, "date": int(time.time()),
-                       "chat": _chat(chat_id), **{k: v for k, v in content.items() if v}}
+            message = {
+                "message_id": message_id,
+                "from": BOT_USER,
+                "date": int(time.time()),
+                "chat": _chat(chat_id),
+                **{k: v for k, v in content.items() if v},
+            }
             self._messages[(chat_id, message_id)] = message
         return message
 
@@ -456,8 +501,9 @@ class BotApiStandIn:
 
     def _send_message(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
         chat_id = self._chat_id(params)
-        return self._new_message(chat_id, {"text": self._text(params),
-                                           "reply_markup": self._markup(params)})
+        return self._new_message(
+            chat_id, {"text": self._text(params), "reply_markup": self._markup(params)}
+        )
 
     def _edit_message(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict | bool:
         if params.get("inline_message_id"):
@@ -466,15 +512,20 @@ class BotApiStandIn:
         markup = self._markup(params)
         with self._lock:
             old = self._messages.get((chat_id, message_id)) or {
-                "message_id": message_id, "from": BOT_USER, "date": int(time.time()),
-                "chat": _chat(chat_id)}
+                "message_id": message_id,
+                "from": BOT_USER,
+                "date": int(time.time()),
+                "chat": _chat(chat_id),
+            }
             new = {k: v for k, v in old.items() if k not in ("reply_markup", "edit_date")}
             if "text" in params:
                 new["text"] = self._text(params)
             if markup:
                 new["reply_markup"] = markup
-            if self.strict_edits and new.get("text") == old.get("text") and markup == old.get(
-                "reply_markup"
+            if (
+                self.strict_edits
+                and new.get("text") == old.get("text")
+                and markup == old.get("reply_markup")
             ):
                 raise ApiError(400, _NOT_MODIFIED)
             new["edit_date"] = int(time.time())
@@ -503,7 +554,10 @@ class BotApiStandIn:
             info["file_id"] = str(ref)
         if kind == "photo":
             return {k: info[k] for k in ("file_id", "file_unique_id")} | {
-                "width": 800, "height": 600, "file_size": info.get("file_size", 1)}
+                "width": 800,
+                "height": 600,
+                "file_size": info.get("file_size", 1),
+            }
         if kind == "video":
             info.update(duration=1, width=640, height=480)
         elif kind == "audio":
@@ -512,9 +566,12 @@ class BotApiStandIn:
 
     def _media_fields(self, kind: str, info: JSONDict) -> JSONDict:
         if kind == "photo":
-            thumb = info | {"file_id": info["file_id"] + "-s",
-                            "file_unique_id": info["file_unique_id"] + "-s", "width": 90,
-                            "height": 68}
+            thumb = info | {
+                "file_id": info["file_id"] + "-s",
+                "file_unique_id": info["file_unique_id"] + "-s",
+                "width": 90,
+                "height": 68,
+            }
             return {"photo": [thumb, info]}
         return {kind: info}
 
@@ -522,9 +579,14 @@ class BotApiStandIn:
         chat_id = self._chat_id(params)
         kind = "photo" if "photo" in params or "photo" in files else "document"
         info = self._file(files.get(kind) or params.get(kind), files, kind)
-        return self._new_message(chat_id, {
-            **self._media_fields(kind, info), "caption": self._text(params, "caption"),
-            "reply_markup": self._markup(params)})
+        return self._new_message(
+            chat_id,
+            {
+                **self._media_fields(kind, info),
+                "caption": self._text(params, "caption"),
+                "reply_markup": self._markup(params),
+            },
+        )
 
     def _send_media_group(self, params: JSONDict, files: dict[str, UploadedFile]) -> list[Any]:
         chat_id = self._chat_id(params)
@@ -532,15 +594,27 @@ class BotApiStandIn:
         if not isinstance(media, list) or not 2 <= len(media) <= 10:
             raise ApiError(400, "Bad Request: wrong number of media (must be 2-10)")
         group_id = str(int(time.time() * 1000))
-        return [self._new_message(chat_id, {
-            **self._media_fields(item["type"], self._file(item.get("media"), files,
-                                                          item["type"])),
-            "caption": item.get("caption"), "media_group_id": group_id}) for item in media]
+        return [
+            self._new_message(
+                chat_id,
+                {
+                    **self._media_fields(
+                        item["type"], self._file(item.get("media"), files, item["type"])
+                    ),
+                    "caption": item.get("caption"),
+                    "media_group_id": group_id,
+                },
+            )
+            for item in media
+        ]
 
     async def _get_updates(self, params: JSONDict, files: dict[str, UploadedFile]) -> list[Any]:
         if self._webhook_url:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                "use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         offset, timeout = int(params.get("offset") or 0), float(params.get("timeout") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         batch = self._take(offset, limit)
@@ -596,8 +670,11 @@ class BotApiStandIn:
         return True
 
     def _get_webhook_info(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
-        return {"url": self._webhook_url, "has_custom_certificate": False,
-                "pending_update_count": self.pending_count()}
+        return {
+            "url": self._webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": self.pending_count(),
+        }
 
 
 def _chat(chat_id: int) -> JSONDict:
@@ -624,19 +701,33 @@ class _MethodHandler(tornado.web.RequestHandler):
     async def get(self, method: str) -> None:
         request = self.request
         try:
-            params: JSONDict = {k: _decode_form_value(k, v[-1].decode())
-                                for k, v in request.query_arguments.items()}
+            params: JSONDict = {
+                k: _decode_form_value(k, v[-1].decode()) for k, v in request.query_arguments.items()
+            }
             if request.headers.get("Content-Type", "").startswith("application/json"):
                 params.update(json.loads(request.body or b"{}"))
             else:
-                params.update({k: _decode_form_value(k, v[-1].decode())
-                               for k, v in request.body_arguments.items()})
+                params.update(
+                    {
+                        k: _decode_form_value(k, v[-1].decode())
+                        for k, v in request.body_arguments.items()
+                    }
+                )
         except (ValueError, AttributeError):
-            self._answer(400, {"ok": False, "error_code": 400,
-                               "description": "Bad Request: invalid request body"})
+            self._answer(
+                400,
+                {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: invalid request body",
+                },
+            )
             return
-        files = {name: UploadedFile(parts[0].filename, parts[0].content_type, parts[0].body)
-                 for name, parts in request.files.items() if parts}
+        files = {
+            name: UploadedFile(parts[0].filename, parts[0].content_type, parts[0].body)
+            for name, parts in request.files.items()
+            if parts
+        }
         self._task = asyncio.ensure_future(self.api.handle(method, params, files))
         try:
             status, envelope = await self._task

@@ -23,7 +23,7 @@ from telegram import (
     Voice,
 )
 
-from tests.helpers.botapi import BOT_FIRST_NAME, BOT_ID, BOT_USERNAME
+from .botapi import BOT_FIRST_NAME, BOT_ID, BOT_USERNAME
 
 FIXED_DATE = dtm.datetime(2025, 1, 15, 12, 0, tzinfo=dtm.UTC)
 BOT = User(BOT_ID, BOT_FIRST_NAME, is_bot=True, username=BOT_USERNAME)
@@ -41,12 +41,21 @@ def _chat(user_id: int, chat_type: str = "private", chat_id: int | None = None) 
 
 
 def _message_update(
-    update_id: int, user_id: int, *, chat_type: str = "private", chat_id: int | None = None,
-    message_id: int | None = None, edited: bool = False, **content: Any,
+    update_id: int,
+    user_id: int,
+    *,
+    chat_type: str = "private",
+    chat_id: int | None = None,
+    message_id: int | None = None,
+    edited: bool = False,
+    **content: Any,
 ) -> Update:
     message = Message(
-        message_id or update_id, FIXED_DATE, _chat(user_id, chat_type, chat_id),
-        from_user=private_user(user_id), edit_date=FIXED_DATE if edited else None,
+        message_id or update_id,
+        FIXED_DATE,
+        _chat(user_id, chat_type, chat_id),
+        from_user=private_user(user_id),
+        edit_date=FIXED_DATE if edited else None,
         **content,
     )
     if edited:
@@ -55,61 +64,105 @@ def _message_update(
 
 
 def text_update(
-    update_id: int, user_id: int, text: str, *, chat_type: str = "private",
-    edited: bool = False, chat_id: int | None = None, message_id: int | None = None,
+    update_id: int,
+    user_id: int,
+    text: str,
+    *,
+    chat_type: str = "private",
+    edited: bool = False,
+    chat_id: int | None = None,
+    message_id: int | None = None,
 ) -> Update:
     """A text message; text starting with "/" gets the ``bot_command`` entity that
     CommandHandler needs (length in UTF-16 code units, as Telegram counts)."""
     entities = None
     if text.startswith("/"):
         command = text.split()[0]
-        entities = [MessageEntity(MessageEntity.BOT_COMMAND, 0,
-                                  len(command.encode("utf-16-le")) // 2)]
-    return _message_update(update_id, user_id, chat_type=chat_type, chat_id=chat_id,
-                           message_id=message_id, edited=edited, text=text, entities=entities)
+        entities = [
+            MessageEntity(MessageEntity.BOT_COMMAND, 0, len(command.encode("utf-16-le")) // 2)
+        ]
+    return _message_update(
+        update_id,
+        user_id,
+        chat_type=chat_type,
+        chat_id=chat_id,
+        message_id=message_id,
+        edited=edited,
+        text=text,
+        entities=entities,
+    )
 
 
 def callback_update(
-    update_id: int, user_id: int, data: str, *, message_id: int = 1,
+    update_id: int,
+    user_id: int,
+    data: str,
+    *,
+    message_id: int = 1,
     message_text: str = "…",
 ) -> Update:
     """A button press on message ``message_id`` that the bot sent in the private chat."""
     message = Message(message_id, FIXED_DATE, _chat(user_id), from_user=BOT, text=message_text)
-    query = CallbackQuery(f"cbq-{update_id}", private_user(user_id), f"ci-{user_id}",
-                          message=message, data=data)
+    query = CallbackQuery(
+        f"cbq-{update_id}", private_user(user_id), f"ci-{user_id}", message=message, data=data
+    )
     return Update(update_id, callback_query=query)
 
 
 def photo_update(
-    update_id: int, user_id: int, *, caption: str | None = None, file_id: str = "PHOTO-IN",
+    update_id: int,
+    user_id: int,
+    *,
+    caption: str | None = None,
+    file_id: str = "PHOTO-IN",
 ) -> Update:
-    sizes = [PhotoSize(f"{file_id}-s", f"{file_id}-us", 90, 68, 1200),
-             PhotoSize(file_id, f"{file_id}-u", 1280, 960, 98000)]
+    sizes = [
+        PhotoSize(f"{file_id}-s", f"{file_id}-us", 90, 68, 1200),
+        PhotoSize(file_id, f"{file_id}-u", 1280, 960, 98000),
+    ]
     return _message_update(update_id, user_id, photo=sizes, caption=caption)
 
 
 def sticker_update(update_id: int, user_id: int, *, emoji: str = "👍") -> Update:
-    sticker = Sticker("STICKER-IN", "STICKER-U", 512, 512, is_animated=False, is_video=False,
-                      type=Sticker.REGULAR, emoji=emoji)
+    sticker = Sticker(
+        "STICKER-IN",
+        "STICKER-U",
+        512,
+        512,
+        is_animated=False,
+        is_video=False,
+        type=Sticker.REGULAR,
+        emoji=emoji,
+    )
     return _message_update(update_id, user_id, sticker=sticker)
 
 
 def voice_update(update_id: int, user_id: int, *, seconds: int = 3) -> Update:
-    voice = Voice("VOICE-IN", "VOICE-U", dtm.timedelta(seconds=seconds), mime_type="audio/ogg",
-                  file_size=4000)
+    voice = Voice(
+        "VOICE-IN", "VOICE-U", dtm.timedelta(seconds=seconds), mime_type="audio/ogg", file_size=4000
+    )
     return _message_update(update_id, user_id, voice=voice)
 
 
 def location_update(
-    update_id: int, user_id: int, *, latitude: float = 40.4168, longitude: float = -3.7038,
+    update_id: int,
+    user_id: int,
+    *,
+    latitude: float = 40.4168,
+    longitude: float = -3.7038,
 ) -> Update:
     return _message_update(update_id, user_id, location=Location(longitude, latitude))
 
 
 def document_update(
-    update_id: int, user_id: int, *, file_name: str = "propuesta.pdf",
-    mime_type: str = "application/pdf", caption: str | None = None,
+    update_id: int,
+    user_id: int,
+    *,
+    file_name: str = "propuesta.pdf",
+    mime_type: str = "application/pdf",
+    caption: str | None = None,
 ) -> Update:
-    document = Document("DOC-IN", "DOC-U", file_name=file_name, mime_type=mime_type,
-                        file_size=20480)
+    document = Document(
+        "DOC-IN", "DOC-U", file_name=file_name, mime_type=mime_type, file_size=20480
+    )
     return _message_update(update_id, user_id, document=document, caption=caption)

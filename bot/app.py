@@ -1,0 +1,66 @@
+"""The running bot: the PTB ``Application`` wired to the conversation, and its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from telegram import BotCommand
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot import handlers
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.polling import on_error, poll
+
+log = logging.getLogger(__name__)
+
+MENU_COMMANDS = ("start", "menu", "revisar", "omitir", "cancelar", "privacidad", "borrar", "ayuda")
+CONCURRENT_UPDATES = 64
+
+
+def build_application(settings: Settings, conv: Conversation) -> Application:
+    """A PTB application for ``settings`` whose handlers drive ``conv``."""
+    builder: ApplicationBuilder = (
+        Application.builder()
+        .token(settings.telegram_bot_token)
+        .base_url(settings.telegram_base_url)
+        .updater(None)  # Consulta polls itself: see bot.polling
+        .concurrent_updates(CONCURRENT_UPDATES)
+        .post_init(_set_commands)
+    )
+    if settings.consulta_rate_limit > 0:
+        builder = builder.rate_limiter(
+            AIORateLimiter(overall_max_rate=settings.consulta_rate_limit, max_retries=3)
+        )
+    app = builder.build()
+    handlers.register(app, conv)
+    app.add_error_handler(on_error)
+    return app
+
+
+async def _set_commands(app: Application) -> None:
+    """Fill Telegram's command menu from the message catalogue."""
+    conv = app.bot_data[handlers.CONVERSATION]
+    descriptions = conv.definition.messages.commands
+    commands = [BotCommand(name, descriptions.get(name, name)) for name in MENU_COMMANDS]
+    await app.bot.set_my_commands(commands)
+
+
+async def run_polling(app: Application, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop``), confirming updates only once stored."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    async with app:
+        await app.bot.delete_webhook()
+        await app.start()
+        log.info("polling as @%s", app.bot.username)
+        try:
+            await poll(app, stop)
+        finally:
+            await app.stop()

@@ -1,0 +1,195 @@
+"""The ``consulta`` command: run the bot, rehearse in a terminal, check a consultation file,
+migrate the database and export answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+import storage
+from bot.config import Settings
+from bot.conversation import Conversation
+from flows import Definition, DefinitionError, load
+from flows.events import Button, Choice, Command, Event, Reply, Start, Text
+
+app = typer.Typer(help="Consulta: a public consultation over Telegram.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+NO_TOKEN = """\
+TELEGRAM_BOT_TOKEN is not set, so the bot cannot connect to Telegram.
+
+  1. In Telegram, talk to @BotFather, send /newbot and follow its questions.
+  2. Copy the token it gives you (it looks like 123456789:AAE...).
+  3. Put it in a file named .env in this folder:  TELEGRAM_BOT_TOKEN=123456789:AAE...
+     (.env.example lists every setting), then run `make run` again.
+
+To try the consultation without Telegram, rehearse it in this terminal:  consulta chat
+"""
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.echo(f"Invalid configuration:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _definition(settings: Settings) -> Definition:
+    try:
+        return load(settings.consulta_file)
+    except DefinitionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+def _conversation(settings: Settings, channel: str = "telegram") -> Conversation:
+    definition = _definition(settings)
+    storage.upgrade(settings.database_url)
+    engine = storage.make_engine(settings.database_url)
+    conv = Conversation(definition, storage.make_sessions(engine), channel=channel)
+    conv.remember_version()
+    return conv
+
+
+@app.command()
+def run() -> None:
+    """Run the bot with long polling (migrates the database first)."""
+    settings = _settings()
+    if not settings.telegram_bot_token:
+        typer.echo(NO_TOKEN, err=True)
+        raise typer.Exit(2)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from bot.app import build_application, run_polling
+
+    conv = _conversation(settings)
+    typer.echo(
+        f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
+    )
+    asyncio.run(run_polling(build_application(settings, conv)))
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="The consultation file (YAML) to validate.")],
+    diagram: Annotated[bool, typer.Option(help="Print the flow as a Mermaid diagram.")] = False,
+) -> None:
+    """Validate a consultation file and report every problem with its place in the file."""
+    try:
+        definition = load(file)
+    except DefinitionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    c = definition.consultation
+    typer.echo(
+        f"OK: {file}: «{c.title}», {len(c.questions)} questions, version {definition.version}"
+    )
+    if diagram:
+        typer.echo(mermaid(definition))
+
+
+def mermaid(definition: Definition) -> str:
+    """The order of the questions as a Mermaid flowchart."""
+    c = definition.consultation
+    lines = ["flowchart TD", '  consent(["Consentimiento"]) --> profile["Perfil"]']
+    previous = "profile"
+    for q in c.questions:
+        lines.append(f'  {previous} --> {q.id}["{q.number}. {q.title} ({q.kind})"]')
+        previous = q.id
+    lines.append(f'  {previous} --> summary(["Resumen y gracias"])')
+    return "\n".join(lines)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (also done by `consulta run`)."""
+    settings = _settings()
+    storage.upgrade(settings.database_url)
+    typer.echo(f"Database at the newest schema: {settings.database_url.split('@')[-1]}")
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="csv or xlsx.")
+    ] = ExportFormat.csv,
+) -> None:
+    """Export every answer, one row each, participants known only by their random code."""
+    from reports.export import answers_frame, write
+
+    settings = _settings()
+    definition = _definition(settings)
+    storage.upgrade(settings.database_url)
+    sessions = storage.make_sessions(storage.make_engine(settings.database_url))
+    with sessions() as session:
+        frame = answers_frame(session, definition, settings.zone)
+    write(frame, out, format.value)
+    typer.echo(f"Wrote {len(frame)} answers to {out}")
+
+
+@app.command()
+def chat(
+    participant: Annotated[
+        str, typer.Option("--as", help="Rehearsal participant's name.")
+    ] = "ensayo",
+    record: Annotated[
+        Path | None, typer.Option(help="Append the inputs to this file (JSON lines).")
+    ] = None,
+) -> None:
+    """Rehearse the consultation in this terminal, with the same engine and database.
+
+    Type a button's number to press it, /comando for a command, anything else as text.
+    Input may be piped in; each line is one message. Ctrl-D ends.
+    """
+    settings = _settings()
+    conv = _conversation(settings, channel="terminal")
+    buttons: list[Button] = []
+    buttons = _show(conv.handle(participant, Start()), buttons)
+    log_file = record.open("a", encoding="utf-8") if record else None
+    for line in sys.stdin if not sys.stdin.isatty() else iter(lambda: input("> "), None):
+        line = line.rstrip("\n")
+        event = _event(line, buttons)
+        if log_file:
+            log_file.write(json.dumps({"input": line}, ensure_ascii=False) + "\n")
+        buttons = _show(conv.handle(participant, event), buttons)
+    if log_file:
+        log_file.close()
+
+
+def _event(line: str, buttons: list[Button]) -> Event:
+    if line.isdigit() and 1 <= int(line) <= len(buttons):
+        return Choice(buttons[int(line) - 1].data)
+    if line.startswith("/"):
+        word, _, args = line.partition(" ")
+        return Start(args) if word == "/start" else Command(word[1:].lower(), args)
+    return Text(line)
+
+
+def _show(result: object, previous: list[Button]) -> list[Button]:
+    replies: tuple[Reply, ...] = getattr(result, "replies", ())
+    buttons = previous
+    for reply in replies:
+        typer.echo("\n" + reply.text)
+        if reply.buttons:
+            buttons = [b for row in reply.buttons for b in row]
+            for i, b in enumerate(buttons, 1):
+                typer.echo(f"  [{i}] {b.label}")
+    return buttons

@@ -1,0 +1,129 @@
+"""Participant handlers: each turns a Telegram update into an engine event, applies it in one
+transaction (``Conversation.handle``), then sends the replies. Nothing else happens here."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+from telegram.constants import ChatType
+from telegram.error import Forbidden
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.conversation import Conversation
+from bot.render import deliver, with_retries
+from flows.events import Choice, Command, Edited, Event, Start, Text, Unsupported
+
+log = logging.getLogger(__name__)
+
+CONVERSATION = "conversation"
+"""Key of the ``Conversation`` in ``application.bot_data``."""
+
+PRIVATE = filters.ChatType.PRIVATE
+UNSUPPORTED_KINDS = (
+    "photo", "sticker", "voice", "video", "video_note", "audio", "document", "location",
+    "venue", "contact", "animation", "poll", "dice", "game", "story",
+)  # fmt: skip
+
+
+def conversation(context: ContextTypes.DEFAULT_TYPE) -> Conversation:
+    conv = context.application.bot_data[CONVERSATION]
+    assert isinstance(conv, Conversation)
+    return conv
+
+
+async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A /command in a private chat: /start (with its payload) or any other, known or not."""
+    assert update.message and update.message.text
+    word, _, args = update.message.text.partition(" ")
+    name = word[1:].split("@", 1)[0].lower()
+    event: Event = Start(args.strip()) if name == "start" else Command(name, args.strip())
+    await _converse(update, context, event)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A plain text message: an open answer."""
+    assert update.message and update.message.text is not None
+    await _converse(update, context, Text(update.message.text))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button press: acknowledge it to Telegram, then apply it."""
+    query = update.callback_query
+    assert query is not None
+    if query.message is not None and query.message.chat.type != ChatType.PRIVATE:
+        await query.answer()
+        return
+    try:
+        await query.answer()
+    except Exception as exc:  # the spinner stops by itself; the answer still counts
+        log.info("could not answer callback query: %s", exc)
+    pressed = query.message if isinstance(query.message, Message) else None
+    await _converse(update, context, Choice(query.data or ""), pressed=pressed)
+
+
+async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edited message: answers are changed with /revisar, say so."""
+    await _converse(update, context, Edited())
+
+
+async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo, sticker, voice note, location, file...: nothing is stored."""
+    message = update.message
+    kind = next((k for k in UNSUPPORTED_KINDS if message and getattr(message, k, None)), "other")
+    await _converse(update, context, Unsupported(kind))
+
+
+async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command in a group: the consultation is answered in private chats only."""
+    message = update.effective_message
+    assert message is not None
+    text = conversation(context).definition.messages.private_only
+    username = context.bot.username
+    await with_retries(lambda: message.reply_text(f"{text} @{username}" if username else text))
+
+
+async def _converse(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    event: Event,
+    pressed: Message | None = None,
+) -> None:
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return
+    conv = conversation(context)
+    result = conv.handle(str(user.id), event, update.update_id)
+    if result is None:
+        log.info("update %s already processed; ignored", update.update_id)
+        return
+    try:
+        await deliver(context.bot, chat.id, result.replies, pressed)
+    except Forbidden as exc:
+        # Blocked by the user: their state stays; log it once, not on every attempt.
+        if conv.mark_unreachable(str(user.id)):
+            log.warning("participant unreachable (%s); state kept", exc)
+
+
+def participant_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+    """The handlers of participants' messages, in the order they must be tried."""
+    return [
+        CallbackQueryHandler(on_button),
+        MessageHandler(filters.UpdateType.EDITED_MESSAGE & PRIVATE, on_edited),
+        MessageHandler(filters.UpdateType.MESSAGE & PRIVATE & filters.COMMAND, on_command),
+        MessageHandler(filters.UpdateType.MESSAGE & PRIVATE & filters.TEXT, on_text),
+        MessageHandler(filters.UpdateType.MESSAGE & PRIVATE, on_unsupported),
+        MessageHandler(filters.UpdateType.MESSAGE & ~PRIVATE & filters.COMMAND, on_group),
+    ]
+
+
+def register(application: Application, conv: Conversation) -> None:
+    application.bot_data[CONVERSATION] = conv
+    application.add_handlers(participant_handlers())

@@ -1,0 +1,100 @@
+"""Delivering the engine's channel-neutral replies to Telegram.
+
+Texts are sent as plain text (no parse mode): a participant's words are echoed back as data
+and can never be read as markup. Long texts are split at line breaks under Telegram's limit.
+Network errors are retried with back-off; ``RetryAfter`` is honoured by PTB's rate limiter
+and, when that is off, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from functools import partial
+from typing import TypeVar
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+
+from flows.events import Reply
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 4096
+SEND_ATTEMPTS = 4
+T = TypeVar("T")
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+            for row in reply.buttons
+        ]
+    )
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, at line breaks if possible."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > 0 else limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return [*pieces, text]
+
+
+async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
+    """Run ``send``, retrying network errors with exponential back-off and waiting out
+    ``RetryAfter``; other errors (Forbidden, BadRequest) are raised at once."""
+    delay = 0.5
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            return await send()
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            log.warning("Telegram asked to wait %.1f s (attempt %d)", seconds, attempt)
+            await asyncio.sleep(seconds)
+        except (TimedOut, NetworkError) as exc:
+            if isinstance(exc, BadRequest) or attempt == SEND_ATTEMPTS:
+                raise
+            log.warning("network error sending (%s), retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+    return await send()
+
+
+async def deliver(
+    bot: Bot, chat_id: int, replies: Sequence[Reply], pressed: Message | None = None
+) -> None:
+    """Send ``replies`` in order; a ``replace`` reply edits the message whose button was
+    pressed (``pressed``), falling back to a new message if it cannot be edited."""
+    for reply in replies:
+        markup = keyboard(reply)
+        if reply.replace and pressed is not None and len(reply.text) <= MAX_MESSAGE:
+            edit = partial(
+                bot.edit_message_text,
+                reply.text,
+                chat_id=chat_id,
+                message_id=pressed.message_id,
+                reply_markup=markup,
+            )
+            try:
+                await with_retries(edit)
+                continue
+            except BadRequest as exc:
+                if "not modified" in str(exc).lower():
+                    continue
+                log.info("could not edit message %s (%s); sending anew", pressed.message_id, exc)
+        pieces = split_text(reply.text)
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            await with_retries(
+                partial(bot.send_message, chat_id, piece, reply_markup=markup if last else None)
+            )

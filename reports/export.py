@@ -1,0 +1,116 @@
+"""The pseudonymous export: one row per answer, for the consultation's final report.
+
+Participants appear only by their random code. Questions and options are labelled from the
+consultation version that is running, or else from the newest stored version that still had
+them, so answers to a question removed mid-run are exported with their own labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flows import Definition, DefinitionError, parse
+from storage.models import Answer, ConsultationVersion, Participant
+
+COLUMNS = [
+    "participant", "role", "comuna", "question", "question_text", "kind", "system",
+    "choice", "text", "refers_to", "version", "timestamp",
+]  # fmt: skip
+Format = Literal["csv", "xlsx"]
+
+
+def answers_frame(session: Session, current: Definition, zone: ZoneInfo) -> pd.DataFrame:
+    """Every stored answer of consenting participants, labelled, times in ``zone``."""
+    stmt = (
+        select(
+            Participant.code.label("participant"),
+            Participant.role,
+            Participant.comuna,
+            Answer.question,
+            Answer.kind,
+            Answer.system,
+            Answer.option,
+            Answer.text,
+            Answer.refers_to,
+            Answer.consultation_version.label("version"),
+            Answer.updated_at.label("timestamp"),
+        )
+        .join(Answer.participant)
+        .where(Participant.code.is_not(None))
+        .order_by(Participant.code, Answer.id)
+    )
+    frame = pd.read_sql(stmt, session.connection())
+    labels = _Labels([current, *_stored_versions(session, exclude=current.version)])
+    frame["question_text"] = [labels.question(q) for q in frame["question"]]
+    frame["choice"] = [
+        labels.option(q, o) for q, o in zip(frame["question"], frame["option"], strict=False)
+    ]
+    frame["system"] = [labels.system(s) for s in frame["system"]]
+    frame["comuna"] = [labels.comuna(c) for c in frame["comuna"]]
+    stamps = pd.to_datetime(frame["timestamp"])
+    if stamps.dt.tz is None:  # SQLite keeps no zone: stored values are UTC
+        stamps = stamps.dt.tz_localize(UTC)
+    frame["timestamp"] = stamps.dt.tz_convert(zone).dt.strftime("%Y-%m-%d %H:%M:%S%z")
+    return frame[COLUMNS]
+
+
+def write(frame: pd.DataFrame, out: Path, fmt: Format) -> Path:
+    """Write the export; CSV is UTF-8 with a BOM so that spreadsheet programs read accents."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(out, index=False, encoding="utf-8-sig")
+    else:
+        frame.to_excel(out, index=False, sheet_name="respuestas")
+    return out
+
+
+def _stored_versions(session: Session, exclude: str) -> list[Definition]:
+    rows = session.scalars(
+        select(ConsultationVersion)
+        .where(ConsultationVersion.version != exclude)
+        .order_by(ConsultationVersion.first_seen_at.desc())
+    )
+    found = []
+    for row in rows:
+        try:
+            found.append(parse(row.source, f"version {row.version}"))
+        except DefinitionError:  # an old file the current schema no longer reads
+            continue
+    return found
+
+
+class _Labels:
+    """Labels looked up in the given definitions, newest first."""
+
+    def __init__(self, definitions: Sequence[Definition]) -> None:
+        self._questions: dict[str, str] = {}
+        self._options: dict[tuple[str, str], str] = {}
+        self._systems: dict[str, str] = {}
+        self._comunas: dict[str, str] = {}
+        for d in reversed(definitions):  # newest last, so that it wins
+            c = d.consultation
+            for q in c.questions:
+                self._questions[q.id] = f"{q.number}. {q.text}"
+                self._options.update({(q.id, o.id): o.label for o in q.options})
+            self._systems.update({s.id: s.label for s in c.systems})
+            self._comunas.update({o.id: o.label for o in c.profile.comunas()})
+
+    def question(self, qid: str) -> str:
+        return self._questions.get(qid, qid)
+
+    def option(self, qid: str, oid: str | None) -> str | None:
+        return None if oid is None or pd.isna(oid) else self._options.get((qid, oid), oid)
+
+    def system(self, sid: str | None) -> str | None:
+        return None if sid is None or pd.isna(sid) else self._systems.get(sid, sid)
+
+    def comuna(self, cid: str | None) -> str | None:
+        return None if cid is None or pd.isna(cid) else self._comunas.get(cid, cid)

@@ -1,0 +1,121 @@
+"""SQLAlchemy 2 models: participants, their answers, processed updates, consultation versions.
+
+Participants are known outside the conversation only by ``code``; ``external_id`` (the
+Telegram user id) is needed to keep talking to them and never leaves this table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+UtcDateTime = DateTime(timezone=True)
+
+
+class Participant(Base):
+    """One person in one channel, with their conversation state.
+
+    ``state_version`` is the optimistic lock: an UPDATE that finds another version means a
+    concurrent writer (another replica) got there first, and the step is re-applied.
+    """
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16), default="citizen")
+    comuna: Mapped[str | None] = mapped_column(String(32))
+    age_band: Mapped[str | None] = mapped_column(String(32))
+    gender: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state_version: Mapped[int] = mapped_column(Integer, default=1)
+    consented_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    unreachable_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="participant",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Answer.id",
+    )
+
+    __mapper_args__ = {"version_id_col": state_version}  # noqa: RUF012 (SQLAlchemy API)
+
+
+class Answer(Base):
+    """One answer, as the engine recorded it; ``key`` is unique per participant."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("participant_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The unique (participant_id, key) constraint also serves lookups by participant.
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    question: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    option: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    system: Mapped[str | None] = mapped_column(String(16))
+    refers_to: Mapped[str | None] = mapped_column(String(64))
+    consultation_version: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    participant: Mapped[Participant] = relationship(back_populates="answers")
+
+
+class ProcessedUpdate(Base):
+    """An update already applied: a redelivered one is recognised and changes nothing."""
+
+    __tablename__ = "processed_updates"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsultationVersion(Base):
+    """Every version of the consultation file that ran, so that answers to a question that
+    was later removed or reworded can still be labelled in exports."""
+
+    __tablename__ = "consultation_versions"
+
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    consultation_id: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,69 @@
+"""Configuration shared by every test folder. Keep it small: fixtures of one folder belong in
+that folder's own conftest.py."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite the expected parts of golden files (e.g. tests/flows/transcripts/*.yaml) "
+        "from the actual output instead of comparing them",
+    )
+
+
+# --- databases ----------------------------------------------------------------------------
+# Storage and bot tests run on a real SQLite file always, and on a real PostgreSQL server
+# whenever TEST_DATABASE_URL is set (CI sets it, and CONSULTA_REQUIRE_POSTGRES=1 turns a
+# missing server into a failure instead of a skip). Each PostgreSQL test gets its own schema.
+
+import os  # noqa: E402
+import secrets  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from urllib.parse import quote  # noqa: E402
+
+os.environ.setdefault("PTB_TIMEDELTA", "true")  # see bot/__init__.py
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("CONSULTA_REQUIRE_POSTGRES"):
+            pytest.fail("TEST_DATABASE_URL is not set but CONSULTA_REQUIRE_POSTGRES is")
+        return None
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, or a fresh schema on PostgreSQL."""
+    import storage
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'consulta.db'}"
+        storage.upgrade(url)
+        yield url
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip("TEST_DATABASE_URL not set")
+    from sqlalchemy import text
+
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = storage.make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    try:
+        storage.upgrade(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
