@@ -29,7 +29,6 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
         .base_url(settings.telegram_base_url)
         .updater(None)  # Consulta polls itself: see bot.polling
         .concurrent_updates(CONCURRENT_UPDATES)
-        .post_init(_set_commands)
     )
     if settings.consulta_rate_limit > 0:
         builder = builder.rate_limiter(
@@ -41,7 +40,7 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
     return app
 
 
-async def _set_commands(app: Application) -> None:
+async def set_commands(app: Application) -> None:
     """Fill Telegram's command menu from the message catalogue."""
     conv = app.bot_data[handlers.CONVERSATION]
     descriptions = conv.definition.messages.commands
@@ -58,6 +57,7 @@ async def run_polling(app: Application, stop: asyncio.Event | None = None) -> No
             loop.add_signal_handler(sig, stop.set)
     async with app:
         await app.bot.delete_webhook()
+        await set_commands(app)
         await app.start()
         log.info("polling as @%s", app.bot.username)
         try:

@@ -72,8 +72,14 @@ def save(
     update_id: int | None = None,
     codes: Callable[[], str] = new_code,
 ) -> Participant | None:
-    """Store what one engine step produced: its records, then the new state."""
+    """Store what one engine step produced: its records, then the new state.
+
+    A step that changed nothing (bad input, help texts) writes nothing: not even the
+    participant's ``updated_at`` or state version moves.
+    """
     row = loaded.row
+    if not result.records and result.state == loaded.state:
+        return row
     by_key = {a.key: a for a in row.answers} if row is not None else {}
     for record in result.records:
         if isinstance(record, ev.ParticipantErased):

@@ -321,11 +321,17 @@ class BotApiStandIn:
         recent = [(c.method, c.status, c.params) for c in self.calls[-5:]]
         return f"condition not met within {timeout}s; last calls: {recent}"
 
-    def push_update(self, update: Update | JSONDict) -> int:
+    def push_update(self, update: Update | JSONDict, *, redeliver: bool = False) -> int:
         """Queue an update for getUpdates and return its update_id. A PTB ``Update`` is
-        serialised with ``to_dict()``; update_id 0/None means "assign the next id"."""
+        serialised with ``to_dict()``; update_id 0/None means "assign the next id".
+
+        ``redeliver=True`` queues an update again although it was confirmed, as Telegram
+        does when a bot died before its confirmation arrived (a new process polls again
+        from scratch)."""
         data = update.to_dict() if isinstance(update, Update) else json.loads(json.dumps(update))
         with self._lock:
+            if redeliver and data.get("update_id"):
+                self._confirmed_up_to = min(self._confirmed_up_to, data["update_id"])
             update_id = data.get("update_id") or max(
                 self._last_update_id + 1, self._confirmed_up_to
             )
