@@ -44,9 +44,13 @@ async def process_batch(app: Application, updates: Sequence[Update]) -> None:
         sender = u.effective_user.id if u.effective_user else ("update", u.update_id)
         by_sender[sender].append(u)
 
+    failed: set[int] = app.bot_data.setdefault(FAILED, set())
+
     async def in_order(group: list[Update]) -> None:
         for u in group:
             await app.process_update(u)
+            if u.update_id in failed:
+                return  # the rest of this sender's updates must wait for this one
 
     await asyncio.gather(*(in_order(g) for g in by_sender.values()))
 

@@ -3,7 +3,14 @@ that folder's own conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from tests.helpers.botapi import BotApiStandIn
+    from tests.helpers.harness import RunningBot
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,3 +75,33 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             conn.execute(text("SET LOCAL lock_timeout = '10s'"))
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+# --- the running bot (tests/helpers/harness.py) ---------------------------------------------
+
+from collections.abc import AsyncIterator  # noqa: E402
+
+
+@pytest.fixture
+def api() -> Iterator[BotApiStandIn]:
+    """A Bot API stand-in speaking real HTTP on 127.0.0.1."""
+    from tests.helpers.botapi import BotApiStandIn
+
+    with BotApiStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def running(api: BotApiStandIn, database_url: str) -> AsyncIterator[RunningBot]:
+    """The real Consulta application polling ``api``, on a fresh database."""
+    from tests.helpers.harness import RunningBot
+
+    bot = RunningBot(api, database_url)
+    bot.conversation.remember_version()
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        with contextlib.suppress(Exception):
+            await bot.stop()
+        bot.engine.dispose()

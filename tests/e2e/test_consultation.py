@@ -10,23 +10,16 @@ from sqlalchemy import func, select
 
 from reports.export import answers_frame
 from storage.models import Answer, Participant
-from tests.e2e.conftest import RunningBot
+from tests.helpers import harness
+from tests.helpers.harness import Participant as Person
+from tests.helpers.harness import RunningBot
 from tests.helpers.updates import photo_update, text_update
 
 ANA = 1001
 
 
-async def walk_to_question_1(bot: RunningBot, user_id: int = ANA):
-    p = bot.participant(user_id)
-    await p.send("/start")
-    await p.press("c:y")
-    await p.press("Limarí")
-    await p.press("Ovalle")
-    await p.press("45 a 59")
-    await p.press("Prefiero no decirlo")
-    await p.press("De acuerdo")
-    await p.send("Porque la región ya vive del mundo")
-    return p
+async def walk_to_question_1(bot: RunningBot, user_id: int = ANA) -> Person:
+    return await harness.walk_to_question_1(bot, user_id)
 
 
 async def test_a_full_consultation(running: RunningBot) -> None:

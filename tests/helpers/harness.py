@@ -1,14 +1,12 @@
-"""End-to-end harness: the real PTB Application of Consulta, polling a Bot API stand-in over
-real HTTP on 127.0.0.1, with a real database (SQLite file or PostgreSQL)."""
+"""Harness for tests of the running bot: the real PTB Application of Consulta, polling a
+Bot API stand-in over real HTTP on 127.0.0.1, with a real database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from telegram import Update
 
 import storage
@@ -103,20 +101,15 @@ class RunningBot:
         await self.start()
 
 
-@pytest.fixture
-def api() -> Iterator[BotApiStandIn]:
-    with BotApiStandIn() as standin:
-        yield standin
-
-
-@pytest.fixture
-async def running(api: BotApiStandIn, database_url: str) -> AsyncIterator[RunningBot]:
-    bot = RunningBot(api, database_url)
-    bot.conversation.remember_version()
-    await bot.start()
-    try:
-        yield bot
-    finally:
-        with contextlib.suppress(Exception):
-            await bot.stop()
-        bot.engine.dispose()
+async def walk_to_question_1(bot: RunningBot, user_id: int) -> Participant:
+    """Consent, profile and question A, leaving the participant at question 1."""
+    p = bot.participant(user_id)
+    await p.send("/start")
+    await p.press("c:y")
+    await p.press("Limarí")
+    await p.press("Ovalle")
+    await p.press("45 a 59")
+    await p.press("Prefiero no decirlo")
+    await p.press("De acuerdo")
+    await p.send("Porque la región ya vive del mundo")
+    return p

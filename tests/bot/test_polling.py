@@ -1,0 +1,47 @@
+"""Our polling loop confirms an update only after it is stored: an update whose handling
+fails (the database was down) is fetched again and then applied exactly once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.conversation import Conversation
+from flows.engine import Step
+from flows.events import Event
+from storage.models import Answer, ProcessedUpdate
+from tests.helpers.harness import RunningBot, walk_to_question_1
+from tests.helpers.updates import text_update
+
+ANA = 1001
+
+
+class FlakyConversation(Conversation):
+    """Fails the first attempt at each update id listed in ``fail_once``."""
+
+    fail_once: set[int]
+
+    def handle(self, external_id: str, event: Event, update_id: int | None = None) -> Step | None:
+        if update_id in self.fail_once:
+            self.fail_once.discard(update_id)
+            raise ConnectionError("database unavailable")
+        return super().handle(external_id, event, update_id)
+
+
+async def test_a_failed_update_is_not_confirmed_and_comes_back(running: RunningBot) -> None:
+    await walk_to_question_1(running, ANA)
+    flaky = FlakyConversation(running.conversation.definition, running.conversation.sessions)
+    first, second = running.next_id(), running.next_id()
+    flaky.fail_once = {first}
+    running.conversation = flaky
+    await running.restart()
+
+    running.api.push_update(text_update(first, ANA, "Cooperar con Atacama"))
+    running.api.push_update(text_update(second, ANA, "/omitir"))  # skips the system tag
+    await running.api.await_for(lambda: running.api.pending_count() == 0, timeout=15)
+
+    assert flaky.fail_once == set()  # the failure happened
+    with running.conversation.sessions() as s:
+        texts = s.scalars(select(Answer.text).where(Answer.question == "q1")).all()
+        assert texts == ["Cooperar con Atacama"]
+        claimed = s.scalars(select(ProcessedUpdate.update_id)).all()
+        assert {first, second} <= set(claimed)
