@@ -149,3 +149,20 @@ async def test_a_blocked_participant_keeps_their_state(
         assert row.unreachable_since is not None
         assert row.state["overlay"] == "menu" and [a.key for a in row.answers] == ["a"]
     assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_flood_control_and_server_errors_are_retried(running: RunningBot) -> None:
+    """A 429 with retry_after is waited out and a 502 is retried with back-off: the
+    participant still gets every reply, once."""
+    p = running.participant(ANA)
+    running.api.fail_next("sendMessage", 429, "Too Many Requests: retry after 1",
+                          chat_id=ANA, retry_after=1)  # fmt: skip
+    running.api.fail_next("sendMessage", 502, "Bad Gateway", chat_id=ANA)
+    replies = await p.send("/start")
+    failed = [c.status for c in running.api.sent_to(ANA, include_failed=True) if not c.ok]
+    assert sorted(failed) == [429, 502]
+    welcome, consent = replies
+    assert welcome.startswith("Bienvenido/a a la consulta") and consent.startswith("Antes de")
+    sent = running.api.sent_to(ANA, include_failed=True)
+    gap = sent[-1].at - sent[0].at
+    assert gap >= 1.0  # retry_after was honoured
