@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.errors import DefinitionError, Problem
-from flows.schema import Consultation
+from flows.schema import Consultation, reference_problems
 
 BUNDLED = "coquimbo2020.yaml"
 MAX_TEXT = 1000
@@ -142,9 +142,14 @@ def parse(text: str, source: str = "<consultation>") -> Definition:
     problems: list[Problem] = []
     consultation: Consultation | None = None
     try:
-        consultation = Consultation.model_validate(data)
+        consultation = Consultation.model_validate(data, context={"defer_references": True})
     except ValidationError as exc:
         problems += _problems(exc, root)
+    else:
+        problems += [
+            Problem(_place(loc), _line(root, loc), message)
+            for loc, message in reference_problems(consultation)
+        ]
     messages: Messages | None = None
     try:
         overrides = data.get("messages") or {}
@@ -154,7 +159,7 @@ def parse(text: str, source: str = "<consultation>") -> Definition:
             problems += [
                 Problem(
                     "messages." + ".".join(str(p) for p in e["loc"]),
-                    _line(root, ("messages",)),
+                    _line(root, ("messages", *e["loc"])),
                     e["msg"],
                 )
                 for e in exc.errors()
@@ -162,7 +167,9 @@ def parse(text: str, source: str = "<consultation>") -> Definition:
         else:
             problems.append(Problem("messages", _line(root, ("messages",)), "must be a mapping"))
     if problems or consultation is None or messages is None:
-        raise DefinitionError(source, problems)
+        # in the file's order; a bad message override is reported by both models: say it once
+        problems.sort(key=lambda p: (p.line is None, p.line or 0))
+        raise DefinitionError(source, list(dict.fromkeys(problems)))
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return Definition(consultation, messages, version, source, text)
 

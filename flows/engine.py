@@ -195,7 +195,10 @@ def _skip(defn: Definition, state: State, out: _Out) -> Step:
     if s == "done":
         out.replies.append(Reply(defn.messages.finished_again))
         return out.done(state)
-    out.replies.append(Reply(defn.messages.skipped))
+    # "Pregunta omitida" would be wrong after an answer (the agreement before its "why?")
+    answered = bool(state.answers_to(state.question or ""))
+    m = defn.messages
+    out.replies.append(Reply(m.reason_saved if answered else m.skipped))
     return _leave_question(defn, state, out)
 
 
@@ -232,6 +235,8 @@ def _choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
         answer = Answer(q.id, q.id, "acuerdo", defn.version, option=option,
                         text=previous.text if previous else None)  # fmt: skip
         state = _record(state, answer, out)
+        if q.follow_up is None:  # the file asks no "why?"
+            return _leave_question(defn, state, out)
         return _goto(defn, state.evolve(step="reason"), out)
     if kind == "o":
         return _toggle(defn, state, q, rest.split(":")[1], out)
@@ -253,6 +258,8 @@ def _choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
     answer = Answer(f"p.{key}", q.id, "posible", defn.version, option=option,
                     text=old.text if old else None, refers_to=key)  # fmt: skip
     state = _record(state, answer, out)
+    if q.follow_up is None:  # the file asks no "what would make it possible?"
+        return _next_target(defn, state, out)
     return _goto(defn, state.evolve(step="enabler"), out)
 
 
@@ -294,7 +301,7 @@ def _overlay_choice(defn: Definition, state: State, data: str, out: _Out) -> Ste
     assert kind == "rd", data
     answer = state.answer(key)
     assert answer is not None
-    state = _remove(state, answer, out)
+    state = _repair(defn, _remove(state, answer, out), out)  # the step may be about it
     out.replies.append(Reply(m.review_deleted))
     if not state.answers:
         return _goto(defn, state.evolve(overlay=None, overlay_target=None), out)
@@ -419,7 +426,7 @@ def _leave_question(defn: Definition, state: State, out: _Out) -> Step:
         return _enter(defn, state, following, out)
     state = state.evolve(stage="finished", step="done", question=None)
     out.records.append(Finished())
-    out.replies.append(prompts.summary(defn, state))
+    out.replies += prompts.summary(defn, state)
     out.replies.append(Reply(defn.consultation.thanks))
     return out.done(state)
 
@@ -444,6 +451,8 @@ def _question(defn: Definition, state: State) -> Question:
 
 def _record(state: State, answer: Answer, out: _Out) -> State:
     previous = state.answer(answer.key)
+    if previous == answer:  # the same choice again: nothing to store
+        return state
     out.records.append(AnswerRecorded(answer, previous))
     if previous is None:
         return state.evolve(answers=(*state.answers, answer))
@@ -511,6 +520,10 @@ def _repair(defn: Definition, state: State, out: _Out) -> State:
         if q.kind == "feasibility":
             return _first_target(defn, state, q.id)
         return state.evolve(step="more", target=None)
+    if state.step == "enabler" and state.answer(f"p.{state.target}") is None:
+        return state.evolve(step="judge")  # the judgement was deleted: judge again
+    if state.step == "reason" and state.answer(q.id) is None:
+        return state.evolve(step="ask")
     return state
 
 

@@ -20,6 +20,8 @@ CONSENT_YES = "c:y"
 CONSENT_NO = "c:n"
 CLOSE = "x"
 MAX_REVIEW_BUTTONS = 40
+MAX_MESSAGE = 4096
+"""Telegram's limit on the text of one message."""
 
 
 def consent(defn: Definition) -> list[Reply]:
@@ -209,8 +211,9 @@ def describe(defn: Definition, a: Answer, by_key: Mapping[str, Answer] | None = 
     return f"«{a.text}» ({system})" if system else f"«{a.text}»"
 
 
-def summary(defn: Definition, state: State) -> Reply:
-    """The participant's answers laid out like the workshop's result table."""
+def summary(defn: Definition, state: State) -> list[Reply]:
+    """The participant's answers laid out like the workshop's result table, in as many
+    messages as it takes (free texts of 1000 characters add up)."""
     m = defn.messages
     lines = [m.summary_title, m.summary_header]
     by_key = {a.key: a for a in state.answers}
@@ -239,7 +242,25 @@ def summary(defn: Definition, state: State) -> Reply:
         lines.append(f"   {m.summary_desirable}: " + "; ".join(describe(defn, a) for a in own))
         if qid in possibles:
             lines.append(f"   {m.summary_possible}: " + "; ".join(possibles[qid]))
-    return Reply("\n".join(lines))
+    return [Reply(piece) for piece in split_text("\n".join(lines), MAX_MESSAGE)]
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters: at a line end if there is
+    one, else at a space, else anywhere. Blank pieces are dropped."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit + 1)
+        if cut < 0:
+            cut = text.rfind(" ", 0, limit + 1)
+        if cut < 0:
+            pieces.append(text[:limit])
+            text = text[limit:]
+        else:
+            pieces.append(text[:cut])
+            text = text[cut + 1 :]
+    pieces.append(text)
+    return [p for p in pieces if p.strip()]
 
 
 def _option_label(q: Question | None, option_id: str | None) -> str:

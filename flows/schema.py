@@ -13,7 +13,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,16}$")]
 """A stable identifier: lowercase letters, digits and '_', at most 16 characters."""
@@ -101,20 +108,12 @@ class Consultation(_Strict):
     messages: dict[str, str] = {}
 
     @model_validator(mode="after")
-    def _check_references(self) -> Consultation:
-        _unique("questions", [q.id for q in self.questions])
-        _unique("systems", [s.id for s in self.systems])
-        _unique("profile comunas", [c.id for c in self.profile.comunas()])
-        _unique("profile provinces", [p.id for p in self.profile.provinces])
-        for q in self.questions:
-            _unique(f"question {q.id!r} options", [o.id for o in q.options])
-            if q.kind in ("agreement", "feasibility") and len(q.options) < 2:
-                raise ValueError(f"question {q.id!r} ({q.kind}) needs at least two options")
-        feasibility = [i for i, q in enumerate(self.questions) if q.kind == "feasibility"]
-        if len(feasibility) > 1:
-            raise ValueError("at most one question may be of kind 'feasibility'")
-        if feasibility and not any(q.kind == "desirable" for q in self.questions[: feasibility[0]]):
-            raise ValueError("the 'feasibility' question must come after a 'desirable' question")
+    def _check_references(self, info: ValidationInfo) -> Consultation:
+        # flows.definition.parse asks for the problems itself, to report each at its place
+        if not (info.context or {}).get("defer_references"):
+            found = reference_problems(self)
+            if found:
+                raise ValueError("; ".join(message for _, message in found))
         return self
 
     def question(self, question_id: str) -> Question | None:
@@ -124,9 +123,46 @@ class Consultation(_Strict):
         return next((s.label for s in self.systems if s.id == system_id), None)
 
 
-def _unique(what: str, ids: list[str]) -> None:
+Loc = tuple[str | int, ...]
+"""A place in the file, e.g. ``("questions", 3, "options", 2, "id")``."""
+
+
+def reference_problems(c: Consultation) -> list[tuple[Loc, str]]:
+    """What is wrong between the parts of a consultation (ids used twice, a misplaced
+    question), each problem with its place."""
+    p = c.profile
+    found = _duplicates([(("questions", i, "id"), q.id) for i, q in enumerate(c.questions)])
+    found += _duplicates([(("systems", i, "id"), s.id) for i, s in enumerate(c.systems)])
+    comunas: list[tuple[Loc, str]] = [
+        (("profile", "provinces", i, "comunas", j, "id"), cm.id)
+        for i, pv in enumerate(p.provinces)
+        for j, cm in enumerate(pv.comunas)
+    ]
+    found += _duplicates([*comunas, (("profile", "outside", "id"), p.outside.id)])
+    found += _duplicates(
+        [(("profile", "provinces", i, "id"), pv.id) for i, pv in enumerate(p.provinces)]
+    )
+    for i, q in enumerate(c.questions):
+        found += _duplicates(
+            [(("questions", i, "options", j, "id"), o.id) for j, o in enumerate(q.options)]
+        )
+        if q.kind in ("agreement", "feasibility") and len(q.options) < 2:
+            message = f"a question of kind {q.kind!r} needs at least two options"
+            found.append((("questions", i, "options"), message))
+    feasibility = [i for i, q in enumerate(c.questions) if q.kind == "feasibility"]
+    for i in feasibility[1:]:
+        found.append((("questions", i, "kind"), "at most one question may be 'feasibility'"))
+    if feasibility and not any(q.kind == "desirable" for q in c.questions[: feasibility[0]]):
+        message = "the 'feasibility' question must come after a 'desirable' one"
+        found.append((("questions", feasibility[0], "kind"), message))
+    return found
+
+
+def _duplicates(ids: list[tuple[Loc, str]]) -> list[tuple[Loc, str]]:
     seen: set[str] = set()
-    for i in ids:
+    found: list[tuple[Loc, str]] = []
+    for loc, i in ids:
         if i in seen:
-            raise ValueError(f"{what}: id {i!r} is used twice")
+            found.append((loc, f"id {i!r} is used twice"))
         seen.add(i)
+    return found
