@@ -7,13 +7,15 @@ new version, and every answer records the version it answered.
 from __future__ import annotations
 
 import hashlib
+import string
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from flows.errors import DefinitionError, Problem
 from flows.schema import Consultation, reference_problems
@@ -100,6 +102,22 @@ class Messages(BaseModel):
     private_only: str
     commands: dict[str, str]
 
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> Messages:
+        """An override may drop a {placeholder} but not invent one the engine cannot fill."""
+        defaults = _catalogue()
+        for name, text in self:
+            if not isinstance(text, str):
+                continue
+            allowed = _placeholders(str(defaults.get(name, "")))
+            unknown = _placeholders(text) - allowed
+            if unknown:
+                known = ", ".join(sorted(allowed)) or "none"
+                raise ValueError(
+                    f"{name}: unknown placeholder(s) {sorted(unknown)}; known: {known}"
+                )
+        return self
+
 
 @dataclass(frozen=True)
 class Definition:
@@ -174,6 +192,14 @@ def parse(text: str, source: str = "<consultation>") -> Definition:
     return Definition(consultation, messages, version, source, text)
 
 
+def _placeholders(text: str) -> set[str]:
+    try:
+        return {field for _, field, _, _ in string.Formatter().parse(text) if field}
+    except ValueError:  # an unbalanced brace
+        return {"{"}
+
+
+@cache
 def _catalogue() -> dict[str, Any]:
     raw = (resources.files("flows") / "messages_es.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(raw)

@@ -130,7 +130,9 @@ def _question_step(defn: Definition, state: State, q: Question, skip: Button) ->
         opts = tuple(Button(o.label, f"f:{state.target}:{o.id}") for o in q.options)
         current_judgement = state.answer(f"p.{state.target}")
         marked = {f"f:{state.target}:{current_judgement.option}"} if current_judgement else set()
-        return Reply(_header(defn, q, text), (*_mark((opts,), marked), (skip,)))
+        # the question's header once, on the first change; then only the change
+        body = _header(defn, q, text) if index == 1 else text
+        return Reply(body, (*_mark((opts,), marked), (skip,)))
     # enabler
     return Reply(q.follow_up or m.write_prompt, ((skip,),))
 
@@ -201,7 +203,7 @@ def describe(defn: Definition, a: Answer, by_key: Mapping[str, Answer] | None = 
         what = describe(defn, target) if target else "?"
         verdict = _option_label(c.question(a.question), a.option).lower()
         extra = f"; {defn.messages.summary_enabler}: «{a.text}»" if a.text else ""
-        return f"{what} ({verdict}{extra})"
+        return f"{what}: {verdict}{extra}"
     if a.kind == "acuerdo":
         label = _option_label(c.question(a.question), a.option)
         return f"{label} — {defn.messages.summary_reason}: «{a.text}»" if a.text else label

@@ -44,7 +44,7 @@ async def test_a_full_consultation(running: RunningBot) -> None:
     summaries = [t for t in texts if "Pregunta Nº | Cambios deseables | Cambios posibles" in t]
     assert len(summaries) == 1, texts[-6:]
     summary = summaries[0]
-    assert "Perú" in summary and "Corredor bioceánico con San Juan (sí)" in summary
+    assert "Perú" in summary and "Corredor bioceánico con San Juan: sí" in summary
     assert "Muchas gracias" in texts[-1]
 
     with running.conversation.sessions() as s:

@@ -276,7 +276,7 @@ def test_another_consultation_runs_through_the_engine_unchanged(new_chat: type[C
     assert isinstance(chat.last.records[-1], Finished)
     assert chat.texts[-1] == defn.consultation.thanks
     assert "III" not in chat.texts[-2]  # the feasibility answers are shown with the changes
-    assert "Posibles: Hierbas (viable)" in chat.texts[-2]
+    assert "¿Posible al 2020?: Hierbas: viable" in chat.texts[-2]
     answers = {a.key: a for a in chat.state.answers}
     assert set(answers) == {
         "acuerdo",

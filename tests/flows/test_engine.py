@@ -644,7 +644,7 @@ def test_review_edits_a_text(places: dict[str, Chat], defn: Definition) -> None:
     assert chat.labels() == [
         "A · De acuerdo",
         "1 · «Más vuelos a Lima» (Territorial)",
-        "5 · «Más vuelos a Lima» (Territorial) (en parte)",
+        "5 · «Más vuelos a Lima» (Territorial): en parte",
         "Cerrar",
     ]
     chat.press("1 · «Más vuelos a Lima» (Territorial)")
@@ -694,7 +694,7 @@ def test_deleting_a_change_deletes_its_judgement(places: dict[str, Chat], defn: 
 
 def test_deleting_a_judgement_keeps_the_change(places: dict[str, Chat], defn: Definition) -> None:
     chat = places["review"]
-    chat.press("5 · «Más vuelos a Lima» (Territorial) (en parte)")
+    chat.press("5 · «Más vuelos a Lima» (Territorial): en parte")
     chat.press(defn.messages.btn_delete)
     assert [type(r) for r in chat.last.records] == [AnswerRemoved]
     assert chat.state is not None
@@ -748,7 +748,7 @@ def test_feasibility_asks_about_every_change_in_order(chat: Chat, defn: Definiti
     assert chat.texts[-2] == m.feasibility_intro
     seen = []
     for verdict in ["Sí", "No", "En parte", "Sí"]:
-        seen.append(chat.texts[-1].split("\n\n")[2])
+        seen.append(next(p for p in chat.texts[-1].split("\n\n") if p.startswith("Cambio")))
         chat.press(verdict)
         chat.command("omitir")  # nothing on what would make it possible
     assert seen == [
@@ -813,7 +813,7 @@ def test_finishing_shows_the_summary(chat: Chat, defn: Definition) -> None:
             "",
             "1 · Territorios e instituciones asociadas",
             "   Deseables: Perú",
-            "   Posibles: Perú (en parte; lo haría posible: «Convenios»)",
+            "   ¿Posible al 2020?: Perú: en parte; lo haría posible: «Convenios»",
             "",
             "2 · Otras respuestas de la cooperación",
             "   (sin respuestas)",
@@ -823,7 +823,7 @@ def test_finishing_shows_the_summary(chat: Chat, defn: Definition) -> None:
             "",
             "4 · Otros cambios deseables",
             "   Deseables: «Más inglés en las escuelas» (Cultural)",
-            "   Posibles: «Más inglés en las escuelas» (Cultural) (no)",
+            "   ¿Posible al 2020?: «Más inglés en las escuelas» (Cultural): no",
         ]
     )
     assert chat.state is not None and chat.state.stage == "finished"
@@ -961,7 +961,7 @@ def test_deleting_the_change_being_judged(places: dict[str, Chat], defn: Definit
 def test_deleting_the_judgement_being_explained(places: dict[str, Chat], defn: Definition) -> None:
     chat = places["enabler"]
     chat.command("revisar")
-    chat.press("5 · «Más vuelos a Lima» (Territorial) (en parte)")
+    chat.press("5 · «Más vuelos a Lima» (Territorial): en parte")
     chat.press(defn.messages.btn_delete)
     assert chat.state is not None
     assert (chat.state.step, chat.state.target) == ("judge", "q1.t1")  # judge it again
