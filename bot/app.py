@@ -7,13 +7,16 @@ import contextlib
 import logging
 import signal
 
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot import handlers
+from bot import handlers, reminders
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.polling import on_error, poll
+from storage import normalise_url
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
             AIORateLimiter(overall_max_rate=settings.consulta_rate_limit, max_retries=3)
         )
     app = builder.build()
-    handlers.register(app, conv)
+    handlers.register(app, conv, settings)
     app.add_error_handler(on_error)
     return app
 
@@ -48,8 +51,20 @@ async def set_commands(app: Application) -> None:
     await app.bot.set_my_commands(commands)
 
 
-async def run_polling(app: Application, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop``), confirming updates only once stored."""
+def build_scheduler(settings: Settings) -> AsyncIOScheduler:
+    """APScheduler in the consultation's time zone, its jobs kept in the database."""
+    store = SQLAlchemyJobStore(url=normalise_url(settings.database_url), tablename="scheduler_jobs")
+    return AsyncIOScheduler(jobstores={"default": store}, timezone=settings.zone)
+
+
+async def run_polling(
+    app: Application,
+    stop: asyncio.Event | None = None,
+    scheduler: AsyncIOScheduler | None = None,
+    policy: reminders.Policy | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop``), confirming updates only once stored; with a
+    ``scheduler``, reminders run on it."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,8 +74,13 @@ async def run_polling(app: Application, stop: asyncio.Event | None = None) -> No
         await app.bot.delete_webhook()
         await set_commands(app)
         await app.start()
+        if scheduler is not None and policy is not None:
+            reminders.schedule(scheduler, app, app.bot_data[handlers.CONVERSATION], policy)
+            scheduler.start()
         log.info("polling as @%s", app.bot.username)
         try:
             await poll(app, stop)
         finally:
+            if scheduler is not None and scheduler.running:
+                scheduler.shutdown(wait=False)
             await app.stop()

@@ -17,12 +17,14 @@ from pydantic import ValidationError
 import storage
 from bot.config import Settings
 from bot.conversation import Conversation
+from bot.invite_cli import app as invite_app
 from flows import Definition, DefinitionError, load
 from flows.events import Button, Choice, Command, Event, Reply, Start, Text
 
 app = typer.Typer(help="Consulta: a public consultation over Telegram.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(invite_app, name="invite")
 
 NO_TOKEN = """\
 TELEGRAM_BOT_TOKEN is not set, so the bot cannot connect to Telegram.
@@ -72,13 +74,18 @@ def run() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from bot.app import build_application, run_polling
+    from bot.app import build_application, build_scheduler, run_polling
+    from bot.reminders import Policy
 
     conv = _conversation(settings)
     typer.echo(
         f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
     )
-    asyncio.run(run_polling(build_application(settings, conv)))
+    application = build_application(settings, conv)
+    scheduler = build_scheduler(settings)
+    asyncio.run(
+        run_polling(application, scheduler=scheduler, policy=Policy.from_settings(settings))
+    )
 
 
 @app.command()

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     consulta_file: Path | None = None
     consulta_organisers: Annotated[frozenset[int], NoDecode] = frozenset()
     consulta_timezone: str = "America/Santiago"
+    consulta_bot_username: str = ""
+    consulta_invite_days: int = Field(default=30, ge=1)
+    consulta_reminder_days: float = Field(default=3, gt=0)
+    consulta_reminder_max: int = Field(default=2, ge=0)
+    consulta_quiet_hours: str = Field(
+        default="21:00-09:00", pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$"
+    )
     consulta_rate_limit: float = Field(
         default=30.0, ge=0, description="Outgoing messages per second overall; 0 turns it off."
     )

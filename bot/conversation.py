@@ -6,16 +6,19 @@ handlers and the terminal rehearsal (``consulta chat``) both go through here.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 import storage
 from flows import Definition, Step, step
-from flows.events import Event
+from flows.events import Choice, Event, InviteCheck, Invited, Start
+from flows.prompts import CONSENT_YES
+from storage import invitations
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,39 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _token_of(event: Event) -> str | None:
+    """The invitation token carried by ``/start <token>`` or an invitation's consent button."""
+    if isinstance(event, Start) and event.payload:
+        return event.payload
+    if isinstance(event, Choice) and event.data.startswith(CONSENT_YES + ":"):
+        return event.data[len(CONSENT_YES) + 1 :]
+    return None
+
+
+@dataclass
+class BadTokenThrottle:
+    """At most ``limit`` bad invitation tokens per account per ``window``: guessing
+    tokens is hopeless (192 bits) but should also be slow and visible in the logs."""
+
+    limit: int = 5
+    window: timedelta = timedelta(minutes=15)
+    _seen: dict[str, deque[datetime]] = field(default_factory=dict)
+
+    def note(self, external_id: str, now: datetime) -> None:
+        attempts = self._seen.setdefault(external_id, deque())
+        attempts.append(now)
+        if len(attempts) == self.limit:
+            log.warning("account %s tried %d bad invitation tokens", external_id, self.limit)
+
+    def blocked(self, external_id: str, now: datetime) -> bool:
+        attempts = self._seen.get(external_id)
+        if not attempts:
+            return False
+        while attempts and now - attempts[0] > self.window:
+            attempts.popleft()
+        return len(attempts) >= self.limit
+
+
 @dataclass
 class Conversation:
     """Applies participants' events to the consultation, one transaction per event."""
@@ -36,6 +72,7 @@ class Conversation:
     clock: Callable[[], datetime] = utcnow
     codes: Callable[[], str] = storage.new_code
     channel: str = "telegram"
+    throttle: BadTokenThrottle = field(default_factory=lambda: BadTokenThrottle())
 
     def remember_version(self) -> None:
         """Store this consultation version's text (once), for labelling old answers later."""
@@ -52,9 +89,10 @@ class Conversation:
             try:
                 with self.sessions.begin() as session:
                     return self._apply(session, external_id, event, update_id)
-            except StaleDataError:
-                # Another process saved this participant in between: re-apply on its state.
-                log.info("concurrent update of participant, retrying (attempt %d)", attempt)
+            except (StaleDataError, invitations.InvitationTaken):
+                # Another process saved this participant (or took this invitation) in
+                # between: re-apply the event on the new state.
+                log.info("concurrent update, re-applying (attempt %d)", attempt)
         raise RuntimeError(f"participant state kept changing under us ({MAX_ATTEMPTS} attempts)")
 
     def _apply(
@@ -72,6 +110,25 @@ class Conversation:
             now=now, update_id=update_id, codes=self.codes,
         )  # fmt: skip
         return result
+
+    def _check_invite(
+        self, session: Session, external_id: str, event: Event, now: datetime
+    ) -> InviteCheck | None:
+        """Check the invitation token that came with the event, if any."""
+        token = _token_of(event)
+        if token is None:
+            return None
+        if self.throttle.blocked(external_id, now):
+            return InviteCheck("throttled")
+        invitation = invitations.find(session, token)
+        verdict = invitations.check(invitation, external_id, now)
+        if verdict != "ok" or invitation is None:
+            if verdict in ("unknown", "revoked", "expired"):
+                self.throttle.note(external_id, now)
+            return InviteCheck(verdict)
+        invited = Invited(invitation.id, token, invitation.name, invitation.institution,
+                          invitation.comuna)  # fmt: skip
+        return InviteCheck("ok", invited)
 
     def mark_unreachable(self, external_id: str) -> bool:
         """Note that the participant cannot be reached; True the first time (log it then)."""

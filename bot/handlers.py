@@ -17,6 +17,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.config import Settings
 from bot.conversation import Conversation
 from bot.render import deliver, with_retries
 from flows.events import Choice, Command, Edited, Event, Start, Text, Unsupported
@@ -124,6 +125,11 @@ def participant_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE
     ]
 
 
-def register(application: Application, conv: Conversation) -> None:
+def register(application: Application, conv: Conversation, settings: Settings) -> None:
+    """All handlers: organisers' and reminders' commands first, then participants'."""
+    from bot import organisers, reminders
+
     application.bot_data[CONVERSATION] = conv
+    application.bot_data[organisers.SETTINGS] = settings
+    application.add_handlers([*organisers.handlers(), *reminders.handlers()])
     application.add_handlers(participant_handlers())

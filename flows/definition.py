@@ -37,6 +37,18 @@ class Messages(BaseModel):
     declined: str
     declined_again: str
     consent_thanks: str
+    consent_thanks_municipal: str
+    invited_welcome: str
+    invitation_upgraded: str
+    invitation_used: str
+    invitation_expired: str
+    invitation_revoked: str
+    invitation_unknown: str
+    invitation_throttled: str
+    reminder: str
+    btn_stop_reminders: str
+    reminders_stopped: str
+    no_reminders: str
     ask_province: str
     ask_comuna: str
     ask_age_band: str
@@ -100,6 +112,14 @@ class Messages(BaseModel):
     version_changed: str
     removed_question: str
     private_only: str
+    organiser_only: str
+    invite_usage: str
+    invite_unknown_comuna: str
+    invite_created: str
+    invite_institution: str
+    progress_header: str
+    progress_line: str
+    progress_totals: str
     commands: dict[str, str]
 
     @model_validator(mode="after")

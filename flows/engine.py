@@ -9,7 +9,6 @@ Bad participant input never raises: it becomes a reply and the state stays as it
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 
 from flows import prompts
@@ -25,6 +24,9 @@ from flows.events import (
     Edited,
     Event,
     Finished,
+    InvitationAccepted,
+    InviteCheck,
+    Invited,
     ParticipantErased,
     ProfileSet,
     Record,
@@ -66,14 +68,25 @@ def new_state(defn: Definition, role: Role = "citizen", comuna: str | None = Non
     return State("profile", "province", defn.version, role=role)
 
 
-def step(defn: Definition, state: State | None, event: Event) -> Step:
-    """Handle one event of one participant."""
-    if state is None:
-        return _newcomer(defn, event)
+def step(
+    defn: Definition, state: State | None, event: Event, invite: InviteCheck | None = None
+) -> Step:
+    """Handle one event of one participant.
+
+    ``invite`` is the caller's check of an invitation token that came with the event
+    (``/start <token>`` or an invitation's consent button); the engine does no I/O itself.
+    """
     out = _Out()
-    state = _repair(defn, state, out)
-    if state.stage == "declined":
-        return _declined(defn, state, event, out)
+    if invite is not None and invite.verdict != "ok":
+        out.replies.append(Reply(_invite_problem(defn, invite)))
+        invite = None
+    invited = invite.invited if invite else None
+    if state is not None:
+        state = _repair(defn, state, out)
+    if state is None or state.stage == "declined":
+        return _before_consent(defn, state, event, invited, out)
+    if isinstance(event, Start) and invited is not None and state.role != "municipal":
+        return _upgrade(defn, state, invited, out)
     if isinstance(event, Start):
         out.replies.append(Reply(defn.messages.welcome_back))
         state = state.evolve(overlay=None, overlay_target=None)
@@ -97,41 +110,70 @@ def step(defn: Definition, state: State | None, event: Event) -> Step:
 # --- before consent -------------------------------------------------------------------------
 
 
-def _newcomer(defn: Definition, event: Event) -> Step:
+def _before_consent(
+    defn: Definition, state: State | None, event: Event, invited: Invited | None, out: _Out
+) -> Step:
+    """Newcomers (state None: nothing stored) and those who declined."""
     m = defn.messages
-    if isinstance(event, Choice) and event.data == prompts.CONSENT_YES:
-        out = _Out(records=[ConsentGiven()], replies=[Reply(m.consent_thanks)])
-        state = new_state(defn)
-        out.replies += prompts.current(defn, state)
-        return out.done(state)
-    if isinstance(event, Choice) and event.data == prompts.CONSENT_NO:
-        return Step(State("declined", "declined", defn.version), (Reply(m.declined),),
-                    (ConsentDeclined(),))  # fmt: skip
-    if isinstance(event, Command):
-        text = {"ayuda": m.help, "privacidad": defn.consultation.privacy,
-                "borrar": m.nothing_stored}.get(event.name, m.consent_required)  # fmt: skip
-        return Step(None, (Reply(text),))
-    if isinstance(event, Start | Text):
-        return Step(None, tuple(prompts.consent(defn)))
-    return Step(None, (Reply(m.consent_required),))
-
-
-def _declined(defn: Definition, state: State, event: Event, out: _Out) -> Step:
-    if isinstance(event, Start):
-        out.replies += prompts.consent(defn)
-        return out.done(state)
-    if isinstance(event, Choice) and event.data == prompts.CONSENT_YES:
-        new = new_state(defn)
+    if isinstance(event, Choice) and event.data.startswith(prompts.CONSENT_YES):
         out.records.append(ConsentGiven())
-        out.replies.append(Reply(defn.messages.consent_thanks))
+        if invited is not None:
+            out.records += [InvitationAccepted(invited.invitation_id),
+                            ProfileSet("comuna", invited.comuna)]  # fmt: skip
+            out.replies.append(Reply(m.consent_thanks_municipal))
+            base = new_state(defn, "municipal", invited.comuna)
+            return _enter(defn, base, base.question or "", out)
+        if event.data != prompts.CONSENT_YES:  # an invitation's button, whose check failed
+            out.records.clear()
+            out.replies += prompts.consent(defn)
+            return out.done(state)
+        out.replies.append(Reply(m.consent_thanks))
+        new = new_state(defn)
         out.replies += prompts.current(defn, new)
         return out.done(new)
-    if isinstance(event, Command) and event.name in ("ayuda", "privacidad"):
-        m = defn.messages
-        out.replies.append(Reply(m.help if event.name == "ayuda" else defn.consultation.privacy))
+    if isinstance(event, Choice) and event.data == prompts.CONSENT_NO and state is None:
+        out.records.append(ConsentDeclined())
+        out.replies.append(Reply(m.declined))
+        return out.done(State("declined", "declined", defn.version))
+    if isinstance(event, Command):
+        texts = {"ayuda": m.help, "privacidad": defn.consultation.privacy}
+        if state is None:
+            texts["borrar"] = m.nothing_stored
+        fallback = m.consent_required if state is None else m.declined_again
+        out.replies.append(Reply(texts.get(event.name, fallback)))
         return out.done(state)
-    out.replies.append(Reply(defn.messages.declined_again))
+    if isinstance(event, Start) or (state is None and isinstance(event, Text)):
+        out.replies += prompts.consent(defn, invited)
+        return out.done(state)
+    out.replies.append(Reply(m.consent_required if state is None else m.declined_again))
     return out.done(state)
+
+
+def _upgrade(defn: Definition, state: State, invited: Invited, out: _Out) -> Step:
+    """A citizen opens their personal invitation: they keep every answer and from now on
+    answer for their comuna; the profile questions are no longer needed."""
+    out.records += [InvitationAccepted(invited.invitation_id),
+                    ProfileSet("comuna", invited.comuna)]  # fmt: skip
+    state = state.evolve(role="municipal", comuna=invited.comuna, overlay=None,
+                         overlay_target=None)  # fmt: skip
+    comuna = next((o.label for o in defn.consultation.profile.comunas()
+                   if o.id == invited.comuna), "")  # fmt: skip
+    out.replies.append(Reply(defn.messages.invitation_upgraded.format(
+        name=invited.name, institution=invited.institution, comuna=comuna)))  # fmt: skip
+    if state.stage == "profile":
+        return _enter(defn, state, defn.consultation.questions[0].id, out)
+    out.replies += prompts.current(defn, state, context=True)
+    return out.done(state)
+
+
+def _invite_problem(defn: Definition, invite: InviteCheck) -> str:
+    m = defn.messages
+    return {
+        "used": m.invitation_used,
+        "expired": m.invitation_expired,
+        "revoked": m.invitation_revoked,
+        "throttled": m.invitation_throttled,
+    }.get(invite.verdict, m.invitation_unknown)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -327,7 +369,7 @@ def _text(defn: Definition, state: State, raw: str, out: _Out) -> Step:
         out.replies.append(Reply(m.review_updated))
         return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
     if state.overlay is None and state.step in ("province", "comuna"):
-        comuna = _match_comuna(defn, text)
+        comuna = defn.consultation.profile.find_comuna(text)
         if comuna is not None:
             out.records.append(ProfileSet("comuna", comuna))
             return _goto(defn, state.evolve(step="age_band", target=None, comuna=comuna), out)
@@ -362,18 +404,6 @@ def _text(defn: Definition, state: State, raw: str, out: _Out) -> Step:
     key = f"{q.id}.t{state.seq + 1}"
     state = _record(state, Answer(key, q.id, "deseable", defn.version, text=text), out)
     return _goto(defn, state.evolve(step="system", target=key, seq=state.seq + 1), out)
-
-
-def _match_comuna(defn: Definition, text: str) -> str | None:
-    wanted = _fold(text)
-    return next(
-        (c.id for c in defn.consultation.profile.comunas() if _fold(c.label) == wanted), None
-    )
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold().strip())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 # --- moving between steps and questions ----------------------------------------------------

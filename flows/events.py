@@ -58,6 +58,30 @@ class Edited:
 
 Event = Start | Text | Choice | Command | Unsupported | Edited
 
+
+@dataclass(frozen=True)
+class Invited:
+    """A valid personal invitation of a municipal contact (checked by the caller)."""
+
+    invitation_id: int
+    token: str
+    name: str
+    institution: str
+    comuna: str
+
+
+InviteVerdict = Literal["ok", "unknown", "expired", "revoked", "used", "throttled"]
+
+
+@dataclass(frozen=True)
+class InviteCheck:
+    """What the caller found for an invitation token that came with an event: ``/start
+    <token>`` or the consent button of an invitation. ``invited`` is set when ``ok``."""
+
+    verdict: InviteVerdict
+    invited: Invited | None = None
+
+
 # --- Replies: what to send back -------------------------------------------------------------
 
 
@@ -140,6 +164,14 @@ class AnswerRemoved:
 
 
 @dataclass(frozen=True)
+class InvitationAccepted:
+    """The participant consented through their invitation (or upgraded to it): from now on
+    they answer for their comuna, with the role ``municipal``."""
+
+    invitation_id: int
+
+
+@dataclass(frozen=True)
 class Finished:
     """The participant reached the end of the consultation (possibly again)."""
 
@@ -155,6 +187,7 @@ Record = (
     | ProfileSet
     | AnswerRecorded
     | AnswerRemoved
+    | InvitationAccepted
     | Finished
     | ParticipantErased
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from flows.definition import Definition
-from flows.events import Answer, Button, Reply
+from flows.events import Answer, Button, Invited, Reply
 from flows.schema import Option, Question
 from flows.state import State
 
@@ -24,12 +24,23 @@ MAX_MESSAGE = 4096
 """Telegram's limit on the text of one message."""
 
 
-def consent(defn: Definition) -> list[Reply]:
-    """The welcome and the consent question, for a newcomer (nothing is stored yet)."""
+def consent(defn: Definition, invited: Invited | None = None) -> list[Reply]:
+    """The welcome and the consent question, for a newcomer (nothing is stored yet).
+
+    An invited contact is greeted by name; their consent button carries the invitation's
+    token, which the caller checks again when it is pressed.
+    """
     m = defn.messages
     c = defn.consultation
-    buttons = ((Button(m.consent_yes, CONSENT_YES),), (Button(m.consent_no, CONSENT_NO),))
-    return [Reply(c.welcome), Reply(c.consent, buttons)]
+    yes = f"{CONSENT_YES}:{invited.token}" if invited else CONSENT_YES
+    buttons = ((Button(m.consent_yes, yes),), (Button(m.consent_no, CONSENT_NO),))
+    if invited is None:
+        return [Reply(c.welcome), Reply(c.consent, buttons)]
+    comuna = next((o.label for o in c.profile.comunas() if o.id == invited.comuna), "")
+    greeting = m.invited_welcome.format(
+        name=invited.name, institution=invited.institution, comuna=comuna
+    )
+    return [Reply(f"{greeting}\n\n{c.welcome}"), Reply(c.consent, buttons)]
 
 
 def current(defn: Definition, state: State, *, context: bool = False) -> list[Reply]:

@@ -10,6 +10,7 @@ most) and are stored with every answer: they must stay stable while the texts ch
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from typing import Annotated, Literal
 
@@ -31,6 +32,12 @@ CardText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 """A context card must be readable on a phone: 900 characters at most."""
 
 QuestionKind = Literal["agreement", "desirable", "feasibility"]
+
+
+def fold(text: str) -> str:
+    """``"  Río Hurtado "`` → ``"rio hurtado"``: for matching what people type."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold().strip())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 class _Strict(BaseModel):
@@ -63,6 +70,11 @@ class Profile(_Strict):
     def comunas(self) -> list[Option]:
         """Every comuna of every province, in file order, then the 'outside' option."""
         return [c for p in self.provinces for c in p.comunas] + [self.outside]
+
+    def find_comuna(self, text: str) -> str | None:
+        """The id of the comuna named (or identified) by ``text``, ignoring case and accents."""
+        wanted = fold(text)
+        return next((c.id for c in self.comunas() if wanted in (fold(c.label), c.id)), None)
 
     def province_of(self, comuna_id: str) -> Province | None:
         return next((p for p in self.provinces if any(c.id == comuna_id for c in p.comunas)), None)

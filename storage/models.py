@@ -119,3 +119,45 @@ class ConsultationVersion(Base):
     consultation_id: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Invitation(Base):
+    """A municipal contact's personal invitation. Only a hash of the token is kept: a
+    database leak does not leak working links."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    institution: Mapped[str] = mapped_column(String(200))
+    comuna: Mapped[str] = mapped_column(String(32), index=True)
+    contact: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The account (channel external id) that opened the link first: it is single use."""
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participants.id", ondelete="SET NULL"), index=True
+    )
+    reminders_opt_out: Mapped[bool] = mapped_column(default=False)
+
+    participant: Mapped[Participant | None] = relationship()
+    reminders: Mapped[list[Reminder]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="Reminder.seq"
+    )
+
+
+class Reminder(Base):
+    """A reminder sent to an invited contact; (invitation, seq) is unique, so a reminder
+    can never be sent twice, even by two processes."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (UniqueConstraint("invitation_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)

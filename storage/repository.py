@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from flows import Definition, State, Step
 from flows import events as ev
+from storage import invitations
 from storage.models import Answer, ConsultationVersion, Participant, ProcessedUpdate
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud
@@ -84,8 +85,14 @@ def save(
     for record in result.records:
         if isinstance(record, ev.ParticipantErased):
             if row is not None:
+                invitations.forget_account(session, external_id)
                 session.delete(row)
             return None
+        if isinstance(record, ev.InvitationAccepted):
+            assert row is not None
+            session.flush()  # the participant's id, for the invitation
+            invitations.accept(session, record.invitation_id, external_id, row.id, now)
+            continue
         if row is None and isinstance(record, ev.ConsentGiven | ev.ConsentDeclined):
             row = Participant(channel=channel, external_id=external_id, created_at=now, state={})
             session.add(row)

@@ -1,0 +1,154 @@
+"""Reminders to invited municipal contacts who opened their link but have not finished.
+
+Scheduled with APScheduler in the consultation's time zone, its jobs kept in the database
+(they survive a restart; a run missed while the bot was down runs once at start, not once
+per missed slot). Each reminder is claimed in the database before it is sent, so none is
+sent twice; never during quiet hours, never after the contact asked to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import Forbidden
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.config import Settings
+from bot.conversation import Conversation, utcnow
+from bot.render import with_retries
+from storage import invitations
+
+log = logging.getLogger(__name__)
+
+STOP_DATA = "nr"
+JOB_ID = "consulta-reminders"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When and how often to remind: after ``after`` of silence, at most ``max_count``
+    times, never between ``quiet_start`` and ``quiet_end`` local time."""
+
+    after: timedelta
+    max_count: int
+    quiet_start: time
+    quiet_end: time
+    zone: ZoneInfo
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        start, end = settings.consulta_quiet_hours.split("-")
+        return cls(
+            after=timedelta(days=settings.consulta_reminder_days),
+            max_count=settings.consulta_reminder_max,
+            quiet_start=time.fromisoformat(start.zfill(5)),
+            quiet_end=time.fromisoformat(end.zfill(5)),
+            zone=settings.zone,
+        )
+
+    def quiet(self, now: datetime) -> bool:
+        local = now.astimezone(self.zone).time()
+        if self.quiet_start <= self.quiet_end:
+            return self.quiet_start <= local < self.quiet_end
+        return local >= self.quiet_start or local < self.quiet_end
+
+
+async def send_due(
+    app: Application,
+    conv: Conversation,
+    policy: Policy,
+    now: datetime | None = None,
+) -> int:
+    """Send every reminder due at ``now``; returns how many were sent."""
+    now = now or conv.clock()
+    if policy.quiet(now):
+        log.info("quiet hours: no reminders now")
+        return 0
+    with conv.sessions.begin() as session:
+        due = invitations.due_reminders(session, now, after=policy.after,
+                                        max_count=policy.max_count)  # fmt: skip
+    m = conv.definition.messages
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(m.btn_stop_reminders, callback_data=STOP_DATA)]]
+    )
+
+    async def remind(item: invitations.DueReminder) -> bool:
+        with conv.sessions.begin() as session:
+            if not invitations.record_reminder(session, item.invitation_id, item.seq, now):
+                return False  # already sent by another run or process
+        text = m.reminder.format(name=item.name, title=conv.definition.consultation.title)
+        try:
+            await with_retries(
+                lambda: app.bot.send_message(int(item.external_id), text, reply_markup=markup)
+            )
+        except Forbidden:
+            if conv.mark_unreachable(item.external_id):
+                log.warning("invited contact %s unreachable", item.invitation_id)
+            return False
+        return True
+
+    sent = await asyncio.gather(*(remind(item) for item in due))
+    count = sum(sent)
+    log.info("reminders: %d due, %d sent", len(due), count)
+    return count
+
+
+async def on_stop_reminders(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/no_recordar or the button on a reminder: no more reminders for this account."""
+    conv: Conversation = context.application.bot_data["conversation"]
+    user = update.effective_user
+    if user is None:
+        return
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    with conv.sessions.begin() as session:
+        found = invitations.opt_out(session, str(user.id))
+    m = conv.definition.messages
+    chat = update.effective_chat
+    if chat is not None:
+        text = m.reminders_stopped if found else m.no_reminders
+        await with_retries(lambda: context.bot.send_message(chat.id, text))
+
+
+def handlers() -> list[CommandHandler | CallbackQueryHandler]:
+    return [
+        CommandHandler("no_recordar", on_stop_reminders),
+        CallbackQueryHandler(on_stop_reminders, pattern=f"^{STOP_DATA}$"),
+    ]
+
+
+_RUNTIME: dict[str, object] = {}
+"""The running application, for the persisted job (APScheduler stores a reference to a
+module-level function, not to live objects)."""
+
+
+async def scheduled_run() -> None:
+    app, conv, policy = _RUNTIME["app"], _RUNTIME["conv"], _RUNTIME["policy"]
+    clock: Callable[[], datetime] = getattr(conv, "clock", utcnow)
+    await send_due(app, conv, policy, clock())  # type: ignore[arg-type]
+
+
+def schedule(
+    scheduler: object,
+    app: Application,
+    conv: Conversation,
+    policy: Policy,
+) -> None:
+    """Add (or keep) the hourly reminder job in a persistent APScheduler."""
+    _RUNTIME.update(app=app, conv=conv, policy=policy)
+    scheduler.add_job(  # type: ignore[attr-defined]
+        scheduled_run,
+        "cron",
+        minute=0,
+        id=JOB_ID,
+        replace_existing=True,
+        coalesce=True,  # several missed runs → one
+        misfire_grace_time=None,  # a run missed while down still happens, at start
+        max_instances=1,
+    )
