@@ -12,7 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot import handlers, reminders
+from bot import digests, handlers, organisers, reminders
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.polling import on_error, poll
@@ -20,7 +20,9 @@ from storage import normalise_url
 
 log = logging.getLogger(__name__)
 
-MENU_COMMANDS = ("start", "menu", "revisar", "omitir", "cancelar", "privacidad", "borrar", "ayuda")
+MENU_COMMANDS = (
+    "start", "menu", "revisar", "omitir", "cancelar", "privacidad", "resultados", "borrar", "ayuda",
+)  # fmt: skip
 CONCURRENT_UPDATES = 64
 
 
@@ -75,8 +77,11 @@ async def run_polling(
         await set_commands(app)
         await app.start()
         if scheduler is not None and policy is not None:
-            reminders.schedule(scheduler, app, app.bot_data[handlers.CONVERSATION], policy)
-            scheduler.start()
+            conv = app.bot_data[handlers.CONVERSATION]
+            scheduler.start(paused=True)  # reads the stored jobs: see reminders.schedule
+            reminders.schedule(scheduler, app, conv, policy)
+            digests.schedule(scheduler, app, conv, app.bot_data[organisers.SETTINGS])
+            scheduler.resume()
         log.info("polling as @%s", app.bot.username)
         try:
             await poll(app, stop)

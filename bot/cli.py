@@ -153,6 +153,43 @@ def export(
 
 
 @app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the digest to.")],
+) -> None:
+    """Write the digest without Telegram: PNG charts, digest.md, the result table (XLSX, CSV)."""
+    from datetime import UTC, datetime
+
+    from reports.digest import build
+
+    settings = _settings()
+    definition = _definition(settings)
+    storage.upgrade(settings.database_url)
+    sessions = storage.make_sessions(storage.make_engine(settings.database_url))
+    with sessions() as session:
+        digest = build(session, definition, since=None, until=datetime.now(UTC),
+                       zone=settings.zone)  # fmt: skip
+    for path in digest.write(out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def demo(
+    participants: Annotated[int, typer.Option(help="How many people to simulate.")] = 300,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the scratch database and report.")
+    ] = Path("demo"),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same consultation).")] = 0,
+) -> None:
+    """Simulate a consultation through the real engine in a scratch database, then write
+    its report: see what Consulta does before you have a bot token."""
+    from bot.demo import run_demo
+
+    stats = run_demo(out, participants, seed=seed)
+    typer.echo(f"Simulated {stats.participants} people ({stats.finished} finished, "
+               f"{stats.answers} answers); report in {out}/ (open {out}/digest.md)")  # fmt: skip
+
+
+@app.command()
 def chat(
     participant: Annotated[
         str, typer.Option("--as", help="Rehearsal participant's name.")

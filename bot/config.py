@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     consulta_quiet_hours: str = Field(
         default="21:00-09:00", pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$"
     )
+    consulta_digest_cron: str = "0 8 * * *"
     consulta_rate_limit: float = Field(
         default=30.0, ge=0, description="Outgoing messages per second overall; 0 turns it off."
     )
@@ -49,6 +50,14 @@ class Settings(BaseSettings):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("consulta_digest_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(value)  # raises ValueError with what is wrong
         return value
 
     @property

@@ -104,7 +104,8 @@ class Conversation:
         ):
             return None
         loaded = storage.load(session, self.channel, external_id)
-        result = step(self.definition, loaded.state, event)
+        invite = self._check_invite(session, external_id, event, now)
+        result = step(self.definition, loaded.state, event, invite)
         storage.save(
             session, self.channel, external_id, loaded, result,
             now=now, update_id=update_id, codes=self.codes,

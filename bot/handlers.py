@@ -127,9 +127,9 @@ def participant_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE
 
 def register(application: Application, conv: Conversation, settings: Settings) -> None:
     """All handlers: organisers' and reminders' commands first, then participants'."""
-    from bot import organisers, reminders
+    from bot import digests, organisers, reminders
 
     application.bot_data[CONVERSATION] = conv
     application.bot_data[organisers.SETTINGS] = settings
-    application.add_handlers([*organisers.handlers(), *reminders.handlers()])
+    application.add_handlers([*organisers.handlers(), *digests.handlers(), *reminders.handlers()])
     application.add_handlers(participant_handlers())

@@ -140,8 +140,15 @@ def schedule(
     conv: Conversation,
     policy: Policy,
 ) -> None:
-    """Add (or keep) the hourly reminder job in a persistent APScheduler."""
+    """Add (or keep) the hourly reminder job in a persistent APScheduler.
+
+    Call it with the scheduler started paused (``start(paused=True)``, then ``resume()``), so
+    that the job stored by the previous process can be read: its next run time is kept, and
+    a run missed while the bot was down happens once at start. (Replacing the job without it
+    would compute the next run time from now, and the missed run would be lost.)"""
     _RUNTIME.update(app=app, conv=conv, policy=policy)
+    stored = scheduler.get_job(JOB_ID)  # type: ignore[attr-defined]
+    keep = {"next_run_time": stored.next_run_time} if stored and stored.next_run_time else {}
     scheduler.add_job(  # type: ignore[attr-defined]
         scheduled_run,
         "cron",
@@ -151,4 +158,5 @@ def schedule(
         coalesce=True,  # several missed runs → one
         misfire_grace_time=None,  # a run missed while down still happens, at start
         max_instances=1,
+        **keep,
     )

@@ -113,6 +113,8 @@ class Messages(BaseModel):
     removed_question: str
     private_only: str
     organiser_only: str
+    results_not_yet: str
+    results_header: str
     invite_usage: str
     invite_unknown_comuna: str
     invite_created: str

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from storage.models import Answer, Participant
@@ -60,15 +60,16 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
     participation = _read(
         session,
         select(
-            func.coalesce(Participant.comuna, literal("")).label("comuna"),
+            Participant.comuna,
             Participant.role,
             func.count().label("consented"),
             func.count(Participant.finished_at).label("finished"),
             _is_new(Participant.consented_at, since).label("new"),
         )
         .where(consented)
-        .group_by(func.coalesce(Participant.comuna, literal("")), Participant.role),
+        .group_by(Participant.comuna, Participant.role),
     )
+    participation["comuna"] = participation["comuna"].fillna("")  # not given: ""
     in_time = and_(Answer.created_at <= until)
     by_option = (
         select(
@@ -108,16 +109,15 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
     profile = _read(
         session,
         select(
-            func.coalesce(Participant.comuna, literal("")).label("comuna"),
+            Participant.comuna,
             Participant.age_band,
             Participant.gender,
             func.count().label("n"),
         )
         .where(consented)
-        .group_by(
-            func.coalesce(Participant.comuna, literal("")), Participant.age_band, Participant.gender
-        ),
+        .group_by(Participant.comuna, Participant.age_band, Participant.gender),
     )
+    profile["comuna"] = profile["comuna"].fillna("")
     return Counts(since, until, participation, agreement, desirable, systems, feasibility, profile)
 
 

@@ -161,3 +161,14 @@ class Reminder(Base):
     invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DigestRun(Base):
+    """A scheduled digest period already delivered: a period is never sent twice, and the
+    next digest counts what is new since ``until``."""
+
+    __tablename__ = "digest_runs"
+
+    period: Mapped[str] = mapped_column(String(32), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)

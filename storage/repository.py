@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session, selectinload
 from flows import Definition, State, Step
 from flows import events as ev
 from storage import invitations
-from storage.models import Answer, ConsultationVersion, Participant, ProcessedUpdate
+from storage.models import (
+    Answer,
+    ConsultationVersion,
+    DigestRun,
+    Participant,
+    ProcessedUpdate,
+)
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are read aloud
 CODE_LENGTH = 8
@@ -82,6 +88,7 @@ def save(
     if not result.records and result.state == loaded.state:
         return row
     by_key = {a.key: a for a in row.answers} if row is not None else {}
+    accepted: list[int] = []
     for record in result.records:
         if isinstance(record, ev.ParticipantErased):
             if row is not None:
@@ -89,9 +96,7 @@ def save(
                 session.delete(row)
             return None
         if isinstance(record, ev.InvitationAccepted):
-            assert row is not None
-            session.flush()  # the participant's id, for the invitation
-            invitations.accept(session, record.invitation_id, external_id, row.id, now)
+            accepted.append(record.invitation_id)  # once the row is complete (below)
             continue
         if row is None and isinstance(record, ev.ConsentGiven | ev.ConsentDeclined):
             row = Participant(channel=channel, external_id=external_id, created_at=now, state={})
@@ -107,6 +112,12 @@ def save(
         row.updated_at = now
         if row.unreachable_since is not None:
             row.unreachable_since = None  # they wrote to us: they can be reached again
+    if accepted:
+        if row is None:
+            raise ValueError("an invitation accepted by a participant who is not stored")
+        session.flush()  # the participant's id, for the invitation
+        for invitation_id in accepted:
+            invitations.accept(session, invitation_id, external_id, row.id, now)
     return row
 
 
@@ -198,3 +209,16 @@ def forget_processed_updates(session: Session, channel: str, before: datetime) -
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def last_digest(session: Session) -> DigestRun | None:
+    """The most recent digest delivered, if any."""
+    return session.scalars(select(DigestRun).order_by(DigestRun.until.desc()).limit(1)).first()
+
+
+def claim_digest(session: Session, period: str, until: datetime, now: datetime) -> bool:
+    """Record that the digest of ``period`` is being sent; False if it already was."""
+    values = {"period": period, "until": until, "sent_at": now}
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(DigestRun).values(values).on_conflict_do_nothing()
+    return session.execute(stmt.returning(DigestRun.period)).first() is not None

@@ -1,0 +1,191 @@
+"""Delivering digests: scheduled to every organiser, on request (/digest, /resumen,
+/exportar), and the participants' /resultados.
+
+A scheduled digest is claimed in the database for its period before it is sent, so a
+period is never sent twice, even after a restart or with two schedulers; a run missed
+while the bot was down happens once at start (APScheduler's coalesce).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from datetime import datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+from telegram import InputFile, InputMediaPhoto, Update
+from telegram.ext import Application, CommandHandler, ContextTypes, filters
+
+import storage
+from bot.config import Settings
+from bot.conversation import Conversation, utcnow
+from bot.organisers import SETTINGS, _allowed
+from bot.render import deliver, with_retries
+from flows.events import Reply
+from reports import digest as digests
+from reports.export import answers_frame
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "consulta-digest"
+MIN_FINISHED_FOR_RESULTS = 20
+
+
+def period_of(trigger: CronTrigger, now: datetime) -> datetime:
+    """The most recent time the schedule fired at or before ``now`` (the period's key)."""
+    moment = trigger.get_next_fire_time(None, now - timedelta(days=32))
+    last = moment
+    while moment is not None and moment <= now:
+        last = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    assert last is not None
+    return last
+
+
+def build(conv: Conversation, settings: Settings, *, since: datetime | None, until: datetime,
+          charts: bool = True) -> digests.Digest:  # fmt: skip
+    with conv.sessions() as session:
+        return digests.build(session, conv.definition, since=since, until=until,
+                             zone=settings.zone, charts=charts)  # fmt: skip
+
+
+async def send(app: Application, chat_id: int, digest: digests.Digest) -> None:
+    """Text summary, the charts as one album, and the result table as an XLSX document."""
+    bot = app.bot
+    if not digest.has_news:
+        await deliver(bot, chat_id, [Reply(f"{digest.period}: sin respuestas nuevas.")])
+        return
+    await deliver(bot, chat_id, [Reply(f"{digest.title}\n{digest.period}\n\n{digest.summary}")])
+    media = [InputMediaPhoto(img.png, caption=img.caption) for img in digest.images[:10]]
+    if media:
+        await with_retries(lambda: bot.send_media_group(chat_id, media))
+    document = InputFile(io.BytesIO(digest.xlsx()), filename="resultado.xlsx")
+    await with_retries(lambda: bot.send_document(chat_id, document, caption=digest.period))
+
+
+async def scheduled(app: Application, conv: Conversation, settings: Settings,
+                    now: datetime | None = None) -> bool:  # fmt: skip
+    """The scheduled digest for the period ``now`` falls in; False if already sent."""
+    now = now or conv.clock()
+    trigger = CronTrigger.from_crontab(settings.consulta_digest_cron, timezone=settings.zone)
+    period = period_of(trigger, now)
+    key = period.astimezone(settings.zone).strftime("%Y-%m-%dT%H:%M")
+    with conv.sessions.begin() as session:
+        previous = storage.repository.last_digest(session)
+        since = previous.until if previous else None
+        if not storage.repository.claim_digest(session, key, now, now):
+            log.info("digest %s already sent", key)
+            return False
+    digest = await asyncio.to_thread(build, conv, settings, since=since, until=now)
+    for organiser in sorted(settings.consulta_organisers):
+        try:
+            await send(app, organiser, digest)
+        except Exception:  # one organiser's failure must not stop the others
+            log.exception("could not deliver digest %s to organiser %s", key, organiser)
+    return True
+
+
+_RUNTIME: dict[str, object] = {}
+
+
+async def scheduled_run() -> None:
+    app, conv, settings = _RUNTIME["app"], _RUNTIME["conv"], _RUNTIME["settings"]
+    await scheduled(app, conv, settings)  # type: ignore[arg-type]
+
+
+def schedule(scheduler: object, app: Application, conv: Conversation,
+             settings: Settings) -> None:  # fmt: skip
+    """Add the digest job to a persistent scheduler, on ``CONSULTA_DIGEST_CRON``."""
+    _RUNTIME.update(app=app, conv=conv, settings=settings)
+    trigger = CronTrigger.from_crontab(settings.consulta_digest_cron, timezone=settings.zone)
+    scheduler.add_job(  # type: ignore[attr-defined]
+        scheduled_run, trigger, id=JOB_ID, replace_existing=True,
+        coalesce=True, misfire_grace_time=None, max_instances=1,
+    )  # fmt: skip
+
+
+def _context(context: ContextTypes.DEFAULT_TYPE) -> tuple[Conversation, Settings]:
+    data = context.application.bot_data
+    return data["conversation"], data[SETTINGS]
+
+
+async def on_digest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/digest: the full digest now, to the organiser who asked (not a scheduled period)."""
+    if not await _allowed(update, context):
+        return
+    conv, settings = _context(context)
+    digest = await asyncio.to_thread(build, conv, settings, since=None, until=utcnow())
+    assert update.effective_chat is not None
+    await send(context.application, update.effective_chat.id, digest)
+
+
+async def on_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/resumen: the text summary alone."""
+    if not await _allowed(update, context):
+        return
+    conv, settings = _context(context)
+    digest = await asyncio.to_thread(build, conv, settings, since=None, until=utcnow(),
+                                     charts=False)  # fmt: skip
+    assert update.effective_chat is not None
+    text = f"{digest.title}\n{digest.period}\n\n{digest.summary}"
+    await deliver(context.bot, update.effective_chat.id, [Reply(text)])
+
+
+async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/exportar: the full pseudonymous export, as a CSV document."""
+    if not await _allowed(update, context):
+        return
+    conv, settings = _context(context)
+
+    def export() -> bytes:
+        with conv.sessions() as session:
+            frame = answers_frame(session, conv.definition, settings.zone)
+        return frame.to_csv(index=False).encode("utf-8-sig")
+
+    data = await asyncio.to_thread(export)
+    assert update.effective_chat is not None
+    chat_id = update.effective_chat.id
+    name = f"consulta-{utcnow().astimezone(settings.zone):%Y%m%d-%H%M}.csv"
+    await with_retries(
+        lambda: context.bot.send_document(chat_id, InputFile(io.BytesIO(data), filename=name))
+    )
+
+
+async def on_results(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/resultados, for anyone: the result table so far, once enough people finished;
+    themes by their words only, no verbatim free text, small numbers hidden."""
+    conv, settings = _context(context)
+    digest = await asyncio.to_thread(build, conv, settings, since=None, until=utcnow(),
+                                     charts=False)  # fmt: skip
+    m = conv.definition.messages
+    finished = _finished(conv)
+    if finished < MIN_FINISHED_FOR_RESULTS:
+        text = m.results_not_yet.format(needed=MIN_FINISHED_FOR_RESULTS, finished=finished)
+    else:
+        rows = []
+        for number, desirable, possible in digest.table.itertuples(index=False):
+            also = f"\n   {m.summary_possible}: {possible}" if possible not in ("", "—") else ""
+            rows.append(f"{number} · {desirable}{also}")
+        text = "\n\n".join([m.results_header, digest.public_summary, *rows])
+    assert update.effective_chat is not None
+    await deliver(context.bot, update.effective_chat.id, [Reply(text)])
+
+
+def _finished(conv: Conversation) -> int:
+    from sqlalchemy import func, select
+
+    from storage.models import Participant
+
+    with conv.sessions() as session:
+        return int(session.scalar(select(func.count(Participant.finished_at))) or 0)
+
+
+def handlers() -> list[CommandHandler]:
+    private = filters.ChatType.PRIVATE
+    return [
+        CommandHandler("digest", on_digest, filters=private),
+        CommandHandler("resumen", on_summary, filters=private),
+        CommandHandler("exportar", on_export, filters=private),
+        CommandHandler("resultados", on_results, filters=private),
+    ]

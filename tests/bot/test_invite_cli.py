@@ -1,0 +1,273 @@
+"""`consulta invite`, run as organisers run it: a real process on a real database (SQLite
+and PostgreSQL); links built from CONSULTA_BOT_USERNAME, or from getMe through the Bot API
+stand-in."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+import storage
+from flows import load, step
+from flows.events import Choice, InviteCheck, Invited
+from storage import invitations
+from storage.models import Invitation, Participant
+from tests.helpers.botapi import BotApiStandIn
+
+GOOD = """\
+name,role/institution,comuna,email
+Ana Rojas,Alcaldesa,Ovalle,ana@example.cl
+Beto Díaz,Director DIDECO,río hurtado,
+Carla Soto,Concejala,La Serena,+56 9 1234 5678
+Dora Pinto,Encargada de turismo,Canela,
+"""
+BAD = """\
+name,role/institution,comuna,email
+Ana Rojas,Alcaldesa,Ovalle,ana@example.cl
+,Concejal,Coquimbo,
+Luis Pérez,Director DIDECO,Atlántida,
+ana rojas,Secretaria,ovalle,
+Marta Díaz,,Canela,
+"""
+LINK = r"https://t\.me/{bot}\?start=([A-Za-z0-9_-]{{22,64}})"
+
+
+Run = tuple[tuple[str, ...], dict[str, str]]
+
+
+def consulta(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    (result,) = together([(args, env)], cwd=cwd)
+    return result
+
+
+def together(runs: list[Run], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Independent ``consulta`` commands, run at the same time (as two organisers might)."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
+        )
+        for args, env in runs
+    ]
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
+def environment(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "CONSULTA_"))}
+    env.update(DATABASE_URL=database_url, **extra)
+    return env
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = storage.make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return storage.make_sessions(engine)
+
+
+def stored(sessions: sessionmaker[Session]) -> list[Invitation]:
+    with sessions() as s:
+        return list(s.scalars(select(Invitation).order_by(Invitation.id)))
+
+
+def count_invitations(url: str) -> int:
+    engine = storage.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(Invitation)) or 0
+    finally:
+        engine.dispose()
+
+
+def joins(sessions: sessionmaker[Session], who: str, token: str, *, finished: bool) -> None:
+    """The contact opens their link and consents (as the bot does), perhaps finishing."""
+    defn, now = load(), datetime.now(UTC)
+    with sessions.begin() as s:
+        inv = invitations.find(s, token)
+        assert inv is not None and invitations.check(inv, who, now) == "ok"
+        invited = Invited(inv.id, token, inv.name, inv.institution, inv.comuna)
+        loaded = storage.load(s, "telegram", who)
+        result = step(defn, loaded.state, Choice(f"c:y:{token}"), InviteCheck("ok", invited))
+        row = storage.save(s, "telegram", who, loaded, result, now=now)
+        if finished:
+            assert row is not None
+            row.finished_at = now
+
+
+def test_import_list_revoke_reissue(
+    tmp_path: Path, database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    env = environment(
+        database_url, CONSULTA_BOT_USERNAME="@consulta_bot", CONSULTA_INVITE_DAYS="10"
+    )
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(GOOD, encoding="utf-8")
+    out, qr = tmp_path / "links.csv", tmp_path / "qr"
+    result = consulta("invite", "import", str(contacts), "--out", str(out), "--qr", str(qr),
+                      env=env, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Invited 4 contact(s)" in result.stdout
+
+    rows = stored(sessions)
+    assert [(r.name, r.institution, r.comuna, r.contact) for r in rows] == [
+        ("Ana Rojas", "Alcaldesa", "ovalle", "ana@example.cl"),
+        ("Beto Díaz", "Director DIDECO", "rio_hurtado", None),
+        ("Carla Soto", "Concejala", "la_serena", "+56 9 1234 5678"),
+        ("Dora Pinto", "Encargada de turismo", "canela", None),
+    ]
+    assert all(r.expires_at - r.created_at == timedelta(days=10) for r in rows)
+    tokens = {}
+    for r in rows:  # each printed link opens its own invitation
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{r.id}\t{r.name}\t"))
+        match = re.search(LINK.format(bot="consulta_bot"), line)
+        assert match is not None, line
+        tokens[r.name] = match.group(1)
+        with sessions() as s:
+            found = invitations.find(s, match.group(1))
+            assert found is not None and found.id == r.id
+    assert len(set(tokens.values())) == 4
+
+    with out.open(encoding="utf-8-sig", newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [(w["name"], w["comuna"], w["contact"]) for w in written] == [
+        ("Ana Rojas", "Ovalle", "ana@example.cl"), ("Beto Díaz", "Río Hurtado", ""),
+        ("Carla Soto", "La Serena", "+56 9 1234 5678"), ("Dora Pinto", "Canela", ""),
+    ]  # fmt: skip
+    assert [w["link"].rsplit("=", 1)[1] for w in written] == list(tokens.values())
+
+    pngs = sorted(qr.glob("*.png"))
+    assert [p.name for p in pngs] == [
+        f"{rows[0].id:04d}-ana-rojas.png", f"{rows[1].id:04d}-beto-diaz.png",
+        f"{rows[2].id:04d}-carla-soto.png", f"{rows[3].id:04d}-dora-pinto.png",
+    ]  # fmt: skip
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(png) as image:
+            image.verify()
+        with Image.open(png) as image:
+            assert image.width == image.height >= 21 * 10  # a QR code of at least version 1
+
+    joins(sessions, "501", tokens["Ana Rojas"], finished=False)
+    joins(sessions, "502", tokens["Beto Díaz"], finished=True)
+    carla, dora = rows[2].id, rows[3].id
+    revoked, reissued = together(
+        [(("invite", "revoke", str(carla)), env), (("invite", "reissue", str(dora)), env)],
+        cwd=tmp_path,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    assert "Revoked invitation" in revoked.stdout
+    with sessions() as s:
+        now = datetime.now(UTC)
+        assert invitations.check(invitations.find(s, tokens["Carla Soto"]), "9", now) == "revoked"
+
+    assert reissued.returncode == 0, reissued.stderr
+    match = re.search(LINK.format(bot="consulta_bot"), reissued.stdout)
+    assert match is not None and match.group(1) != tokens["Dora Pinto"]
+    with sessions() as s:
+        assert invitations.find(s, tokens["Dora Pinto"]) is None  # the old link is dead
+        new = invitations.find(s, match.group(1))
+        assert new is not None and new.id == dora
+        assert invitations.check(new, "9", now) == "ok"
+
+    listed = consulta("invite", "list", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    status = {line.split("\t")[3].split(" (")[0]: line.split("\t")[2]
+              for line in listed.stdout.splitlines() if "\t" in line}  # fmt: skip
+    assert status == {
+        "Ana Rojas": "joined", "Beto Díaz": "finished", "Carla Soto": "revoked",
+        "Dora Pinto": "invited",
+    }  # fmt: skip
+    assert "<ana@example.cl>" in listed.stdout and "4 invitation(s)." in listed.stdout
+
+
+def test_a_bad_file_imports_nothing_and_names_every_line(tmp_path: Path) -> None:
+    """Validation comes before any storage (the import above runs on both databases)."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    env = environment(url, CONSULTA_BOT_USERNAME="consulta_bot")
+    bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
+    bad.write_text(BAD, encoding="utf-8")
+    good.write_text(GOOD, encoding="utf-8")
+    result, dry = together(
+        [
+            (("invite", "import", str(bad)), env),
+            (("invite", "import", str(good), "--dry-run"), env),
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    problems = [line.split(": ", 1)[1] for line in result.stderr.splitlines() if ": line " in line]
+    assert problems == [
+        "line 3: empty name",
+        "line 4: unknown comuna 'Atlántida'",
+        "line 5: duplicate of line 2 (ana rojas, ovalle)",
+        "line 6: empty role/institution",
+    ]
+    assert "Nothing imported: 4 problem(s)." in result.stderr
+    assert "https://" not in result.stdout
+
+    assert dry.returncode == 0, dry.stderr
+    assert "would invite: Beto Díaz (Director DIDECO), Río Hurtado" in dry.stdout
+    assert "4 contact(s) valid; nothing imported (--dry-run)." in dry.stdout
+    assert "https://" not in dry.stdout
+    assert count_invitations(url) == 0
+
+
+def test_the_bot_username_comes_from_get_me(tmp_path: Path) -> None:
+    url, other = f"sqlite:///{tmp_path / 'c.db'}", f"sqlite:///{tmp_path / 'other.db'}"
+    spanish = tmp_path / "contactos.csv"  # as exported by a spreadsheet: BOM, ";", Spanish
+    spanish.write_text(
+        "\ufeffNombre;Cargo;Comuna;Teléfono\nAna Rojas;Alcaldesa;Vicuña;+56 9 8765 4321\n",
+        encoding="utf-8",
+    )
+    engine = storage.make_engine(url)
+    try:
+        with BotApiStandIn() as api:
+            env = environment(url, TELEGRAM_BOT_TOKEN=api.token, TELEGRAM_BASE_URL=api.base_url)
+            args = ("invite", "import", str(spanish))
+            result, no_way = together([(args, env), (args, environment(other))], cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            assert len(api.calls_of("getMe")) >= 1
+        # Neither a username nor a token: told what to set, and nothing is imported.
+        assert no_way.returncode == 2
+        assert "CONSULTA_BOT_USERNAME" in no_way.stderr
+        assert count_invitations(other) == 0
+        match = re.search(LINK.format(bot="consulta_test_bot"), result.stdout)
+        assert match is not None, result.stdout
+        with storage.make_sessions(engine)() as s:
+            inv = invitations.find(s, match.group(1))
+            assert inv is not None
+            assert (inv.name, inv.comuna, inv.contact) == ("Ana Rojas", "vicuna", "+56 9 8765 4321")
+            assert inv.expires_at - inv.created_at == timedelta(days=30)  # the default
+            assert s.scalar(select(func.count()).select_from(Participant)) == 0
+    finally:
+        engine.dispose()
