@@ -99,9 +99,12 @@ def schedule(scheduler: object, app: Application, conv: Conversation,
     """Add the digest job to a persistent scheduler, on ``CONSULTA_DIGEST_CRON``."""
     _RUNTIME.update(app=app, conv=conv, settings=settings)
     trigger = CronTrigger.from_crontab(settings.consulta_digest_cron, timezone=settings.zone)
+    # Keep the stored next run time (see reminders.schedule): a missed digest runs at start.
+    stored = scheduler.get_job(JOB_ID)  # type: ignore[attr-defined]
+    keep = {"next_run_time": stored.next_run_time} if stored and stored.next_run_time else {}
     scheduler.add_job(  # type: ignore[attr-defined]
         scheduled_run, trigger, id=JOB_ID, replace_existing=True,
-        coalesce=True, misfire_grace_time=None, max_instances=1,
+        coalesce=True, misfire_grace_time=None, max_instances=1, **keep,
     )  # fmt: skip
 
 

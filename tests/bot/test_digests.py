@@ -3,6 +3,7 @@ once per period, in the consultation's time zone."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -95,3 +96,51 @@ async def test_organiser_commands_are_refused_to_strangers(running: RunningBot) 
     assert (
         running.api.calls_of("sendDocument") == [] and running.api.calls_of("sendMediaGroup") == []
     )
+
+
+async def test_a_digest_missed_while_down_is_sent_once_at_start(running: RunningBot) -> None:
+    """The digest job lives in the database: after three daily slots missed while the bot
+    was down, the bot's start runs it once (coalesced), and the next run is tomorrow 08:00."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+
+    from bot.app import build_scheduler, run_polling
+    from bot.reminders import Policy
+
+    settings = running.settings.model_copy(update={"consulta_organisers": frozenset({111})})
+    running.settings = settings
+    await walk_to_question_1(running, 777)
+    real_now = datetime.now(UTC)
+    earlier = build_scheduler(settings)
+    earlier.start(paused=True)
+    digests.schedule(earlier, build_application(settings, running.conversation),
+                     running.conversation, settings)  # fmt: skip
+    earlier.modify_job(digests.JOB_ID, next_run_time=real_now - timedelta(days=3, minutes=1))
+    earlier.shutdown(wait=False)
+
+    await running.stop()
+    running.api.clear_calls()
+    scheduler = build_scheduler(settings)
+    events: list[object] = []
+    scheduler.add_listener(
+        lambda e: events.append(e.code) if e.job_id == digests.JOB_ID else None,
+        EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED,
+    )
+    stop = asyncio.Event()
+    app = build_application(settings, running.conversation)
+    task = asyncio.create_task(
+        run_polling(app, stop, scheduler=scheduler, policy=Policy.from_settings(settings))
+    )
+    try:
+        await running.api.await_for(lambda: events, timeout=30)
+        await asyncio.sleep(0.3)  # a second run would come now
+        job = scheduler.get_job(digests.JOB_ID)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+    assert events == [EVENT_JOB_EXECUTED]
+    assert [c.method for c in running.api.sent_to(111)] == [
+        "sendMessage", "sendMediaGroup", "sendDocument",
+    ]  # fmt: skip
+    assert job is not None and job.next_run_time > datetime.now(UTC)
+    local_next = job.next_run_time.astimezone(SANTIAGO)
+    assert (local_next.hour, local_next.minute) == (8, 0)
