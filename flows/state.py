@@ -8,7 +8,7 @@ of the consultation file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from flows.events import Answer
@@ -68,8 +68,8 @@ class State:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form, without the answers (stored apart)."""
-        data = asdict(self)
-        del data["answers"]
+        # not asdict(): it would deep-copy every answer only to drop them
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "answers"}
         data["visited"] = list(self.visited)
         return data
 
