@@ -213,6 +213,7 @@ def test_import_list_revoke_reissue(
 def test_a_bad_file_imports_nothing_and_names_every_line(tmp_path: Path) -> None:
     """Validation comes before any storage (the import above runs on both databases)."""
     url = f"sqlite:///{tmp_path / 'c.db'}"
+    storage.upgrade(url)  # two commands migrating one new database at once would race
     env = environment(url, CONSULTA_BOT_USERNAME="consulta_bot")
     bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
     bad.write_text(BAD, encoding="utf-8")

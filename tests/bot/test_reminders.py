@@ -146,10 +146,10 @@ async def test_a_run_missed_while_down_happens_once_at_start(running: RunningBot
     real_now = datetime.now(UTC)
 
     # An earlier process stored the job; then the bot was down for five slots.
+    app = build_application(running.settings, running.conversation)
     earlier = build_scheduler(running.settings)
     earlier.start(paused=True)
-    reminders.schedule(earlier, build_application(running.settings, running.conversation),
-                       running.conversation, policy)  # fmt: skip
+    reminders.schedule(earlier, app, running.conversation, policy)
     job = earlier.get_job(reminders.JOB_ID)
     assert job is not None and job.next_run_time > real_now
     earlier.modify_job(reminders.JOB_ID, next_run_time=real_now - timedelta(hours=5, minutes=1))
@@ -163,7 +163,6 @@ async def test_a_run_missed_while_down_happens_once_at_start(running: RunningBot
         EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED,
     )
     stop = asyncio.Event()
-    app = build_application(running.settings, running.conversation)
     task = asyncio.create_task(run_polling(app, stop, scheduler=scheduler, policy=policy))
     try:
         await running.api.await_for(lambda: events, timeout=5)

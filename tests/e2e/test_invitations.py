@@ -299,7 +299,9 @@ async def test_an_organiser_invites_and_follows_progress(running: RunningBot) ->
     replies = await contact.send(f"/start {token}")
     assert replies[0].startswith("Bienvenido/a, Ana Rojas, de Municipalidad de Monte Patria")
     await contact.press("Sí, acepto participar")
-    await harness.walk_to_question_1(running, 1001)  # a citizen of Ovalle
+    citizen = running.participant(1001)  # a citizen of Ovalle, in the profile questions
+    for step in ("/start", "c:y", "Limarí", "Ovalle"):
+        await (citizen.send(step) if step.startswith("/") else citizen.press(step))
 
     (progress,) = await org.send("/avance")
     lines = progress.splitlines()
