@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage.models import Answer, Participant
 
@@ -90,22 +90,13 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
         .where(Answer.system.is_not(None))
         .group_by(Answer.question, Answer.system),
     )
-    change = aliased(Answer)
-    feasibility = _read(
+    judged = _read(
         session,
-        select(
-            change.question,
-            change.option,
-            Answer.option.label("verdict"),
-            func.count().label("n"),
-        )
-        .join(
-            change,
-            and_(change.participant_id == Answer.participant_id, change.key == Answer.refers_to),
-        )
+        select(Answer.refers_to, Answer.option.label("verdict"), func.count().label("n"))
         .where(in_time, Answer.kind == "posible")
-        .group_by(change.question, change.option, Answer.option),
+        .group_by(Answer.refers_to, Answer.option),
     )
+    feasibility = _judged_changes(judged)
     profile = _read(
         session,
         select(
@@ -119,6 +110,24 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
     )
     profile["comuna"] = profile["comuna"].fillna("")
     return Counts(since, until, participation, agreement, desirable, systems, feasibility, profile)
+
+
+def _judged_changes(judged: pd.DataFrame) -> pd.DataFrame:
+    """(refers_to, verdict, n) → (question, option, verdict, n).
+
+    A judgement refers to its change by the change's key, which the engine builds from the
+    question and the option: ``q1.o.peru`` (option ``peru`` of ``q1``) or ``q1.t3`` (a free
+    text of ``q1``); reading the key avoids a self-join of the answers table (a judgement
+    is deleted with its change, so every key is live).
+    """
+    parts = judged["refers_to"].fillna("").str.split(".", n=2, expand=True)
+    parts = parts.reindex(columns=[0, 1, 2])
+    option = parts[2].where(parts[1] == "o")
+    frame = pd.DataFrame(
+        {"question": parts[0], "option": option, "verdict": judged["verdict"], "n": judged["n"]}
+    )
+    keys = ["question", "option", "verdict"]
+    return frame.groupby(keys, dropna=False)["n"].sum().reset_index()
 
 
 def free_texts(
