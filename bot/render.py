@@ -2,8 +2,8 @@
 
 Texts are sent as plain text (no parse mode): a participant's words are echoed back as data
 and can never be read as markup. Long texts are split at line breaks under Telegram's limit.
-Network errors are retried with back-off; ``RetryAfter`` is honoured by PTB's rate limiter
-and, when that is off, here.
+Network errors are retried with back-off and ``RetryAfter`` is waited out here, by the call
+that got it; PTB's rate limiter (bot/app.py) only paces the sending.
 """
 
 from __future__ import annotations
