@@ -12,6 +12,7 @@ import asyncio
 import io
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.triggers.cron import CronTrigger
 from telegram import InputFile, InputMediaPhoto, Update
@@ -23,8 +24,9 @@ from bot.conversation import Conversation, utcnow
 from bot.organisers import SETTINGS, _allowed
 from bot.render import deliver, with_retries
 from flows.events import Reply
-from reports import digest as digests
-from reports.export import answers_frame
+
+if TYPE_CHECKING:  # reports/ brings pandas and matplotlib: loaded when a digest is made
+    from reports import digest as digests
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ def period_of(trigger: CronTrigger, now: datetime) -> datetime:
 
 def build(conv: Conversation, settings: Settings, *, since: datetime | None, until: datetime,
           charts: bool = True) -> digests.Digest:  # fmt: skip
+    from reports import digest as digests
+
     with conv.sessions() as session:
         return digests.build(session, conv.definition, since=since, until=until,
                              zone=settings.zone, charts=charts)  # fmt: skip
@@ -142,6 +146,8 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     conv, settings = _context(context)
 
     def export() -> bytes:
+        from reports.export import answers_frame
+
         with conv.sessions() as session:
             frame = answers_frame(session, conv.definition, settings.zone)
         return frame.to_csv(index=False).encode("utf-8-sig")

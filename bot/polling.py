@@ -28,6 +28,9 @@ MAX_FAILURES = 5
 """After this many failed attempts an update is confirmed anyway, so one poisoned update
 cannot stop the consultation; it is logged as an error each time."""
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+SENDERS_AT_ONCE = 8
+"""Participants processed at the same time within a batch. More only opens more HTTP
+connections, and httpcore scans all of them for every request (bench/updates.py)."""
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -46,11 +49,14 @@ async def process_batch(app: Application, updates: Sequence[Update]) -> None:
 
     failed: set[int] = app.bot_data.setdefault(FAILED, set())
 
+    gate = asyncio.Semaphore(SENDERS_AT_ONCE)
+
     async def in_order(group: list[Update]) -> None:
-        for u in group:
-            await app.process_update(u)
-            if u.update_id in failed:
-                return  # the rest of this sender's updates must wait for this one
+        async with gate:
+            for u in group:
+                await app.process_update(u)
+                if u.update_id in failed:
+                    return  # the rest of this sender's updates must wait for this one
 
     await asyncio.gather(*(in_order(g) for g in by_sender.values()))
 
