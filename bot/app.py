@@ -34,7 +34,7 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
         .base_url(settings.telegram_base_url)
         .updater(None)  # Consulta polls itself: see bot.polling
         .concurrent_updates(CONCURRENT_UPDATES)
-        .connection_pool_size(16)  # see bot.polling.SENDERS_AT_ONCE
+        .connection_pool_size(4)  # see bot.polling.SENDERS_AT_ONCE
     )
     if settings.consulta_rate_limit > 0:
         # One message every 1/rate s, never a burst: with overall_max_rate=rate, aiolimiter's
