@@ -15,6 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +46,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode up to the last commit
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
+    """INSERT a row unless its key exists; True if this call inserted it.
+
+    The claim behind every "at most once" in Consulta (an update, a reminder, a digest
+    period): with several processes, the second INSERT of a key waits for the first
+    transaction and then inserts nothing. RETURNING, not rowcount: an ORM-enabled INSERT
+    does not report rowcount reliably.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    key = next(iter(model.__table__.primary_key.columns))
+    stmt = insert(model).values(values).on_conflict_do_nothing().returning(key)
+    return session.execute(stmt).first() is not None
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

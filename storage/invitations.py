@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from storage.db import insert_if_absent
 from storage.models import Invitation, Participant, Reminder
 
 TOKEN_BYTES = 24
@@ -224,9 +224,7 @@ def record_reminder(session: Session, invitation_id: int, seq: int, now: datetim
     """Claim reminder ``seq`` of an invitation before sending it; False if it was already
     sent (by this or another process): then it must not be sent again."""
     values = {"invitation_id": invitation_id, "seq": seq, "sent_at": now}
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Reminder).values(values).on_conflict_do_nothing()
-    return session.execute(stmt.returning(Reminder.id)).first() is not None
+    return insert_if_absent(session, Reminder, values)
 
 
 def opt_out(session: Session, external_id: str) -> bool:

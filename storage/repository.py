@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from flows import Definition, State, Step
 from flows import events as ev
 from storage import invitations
+from storage.db import insert_if_absent
 from storage.models import (
     Answer,
     ConsultationVersion,
@@ -49,10 +49,7 @@ def claim_update(session: Session, channel: str, update_id: int, now: datetime) 
     and then inserts nothing, so exactly one of them applies the update.
     """
     values = {"channel": channel, "update_id": update_id, "processed_at": now}
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(ProcessedUpdate).values(values).on_conflict_do_nothing()
-    # RETURNING, not rowcount: an ORM-enabled INSERT does not report rowcount reliably.
-    return session.execute(stmt.returning(ProcessedUpdate.update_id)).first() is not None
+    return insert_if_absent(session, ProcessedUpdate, values)
 
 
 def load(session: Session, channel: str, external_id: str) -> Loaded:
@@ -218,7 +215,4 @@ def last_digest(session: Session) -> DigestRun | None:
 
 def claim_digest(session: Session, period: str, until: datetime, now: datetime) -> bool:
     """Record that the digest of ``period`` is being sent; False if it already was."""
-    values = {"period": period, "until": until, "sent_at": now}
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(DigestRun).values(values).on_conflict_do_nothing()
-    return session.execute(stmt.returning(DigestRun.period)).first() is not None
+    return insert_if_absent(session, DigestRun, {"period": period, "until": until, "sent_at": now})
