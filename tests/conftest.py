@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
     from tests.helpers.botapi import BotApiStandIn
     from tests.helpers.harness import RunningBot
 
@@ -75,6 +78,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             conn.execute(text("SET LOCAL lock_timeout = '10s'"))
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on ``database_url``, disposed after the test (a leaked connection would
+    block the PostgreSQL schema's drop)."""
+    import storage
+
+    engine = storage.make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    import storage
+
+    return storage.make_sessions(engine)
 
 
 # --- the running bot (tests/helpers/harness.py) ---------------------------------------------

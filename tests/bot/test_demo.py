@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,13 +30,6 @@ DAYS = 10
 @pytest.fixture(scope="module")
 def defn() -> Definition:
     return load()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = storage.make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

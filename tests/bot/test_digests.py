@@ -103,7 +103,7 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     was down, the bot's start runs it once (coalesced), and the next run is tomorrow 08:00."""
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
-    from bot.app import build_scheduler, run_polling
+    from bot.app import build_scheduler, serve
     from bot.reminders import Policy
 
     settings = running.settings.model_copy(update={"consulta_organisers": frozenset({111})})
@@ -128,7 +128,7 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     stop = asyncio.Event()
     app = build_application(settings, running.conversation)
     task = asyncio.create_task(
-        run_polling(app, stop, scheduler=scheduler, policy=Policy.from_settings(settings))
+        serve(app, stop, scheduler=scheduler, policy=Policy.from_settings(settings))
     )
     try:
         await running.api.await_for(lambda: events, timeout=30)

@@ -9,13 +9,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from PIL import Image
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
@@ -81,18 +79,6 @@ def environment(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "CONSULTA_"))}
     env.update(DATABASE_URL=database_url, **extra)
     return env
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = storage.make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return storage.make_sessions(engine)
 
 
 def stored(sessions: sessionmaker[Session]) -> list[Invitation]:

@@ -12,7 +12,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MI
 from sqlalchemy import select
 
 from bot import reminders
-from bot.app import build_application, build_scheduler, run_polling
+from bot.app import build_application, build_scheduler, serve
 from bot.reminders import Policy, send_due
 from storage import invitations
 from storage.models import Invitation, Reminder
@@ -139,7 +139,7 @@ async def test_a_restart_between_two_runs_sends_nothing_twice(running: RunningBo
 
 async def test_a_run_missed_while_down_happens_once_at_start(running: RunningBot) -> None:
     """The job lives in the database: after five hourly slots missed while the bot was down,
-    the bot's start (``run_polling``) runs it once (coalesced), then hourly again."""
+    the bot's start (``serve``) runs it once (coalesced), then hourly again."""
     await joined(running, 2001, "Ana Rojas")
     running.conversation.clock = Clock(local(6, 10))  # a reminder is due
     policy = Policy.from_settings(running.settings)
@@ -163,7 +163,7 @@ async def test_a_run_missed_while_down_happens_once_at_start(running: RunningBot
         EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED,
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(run_polling(app, stop, scheduler=scheduler, policy=policy))
+    task = asyncio.create_task(serve(app, stop, scheduler=scheduler, policy=policy))
     try:
         await running.api.await_for(lambda: events, timeout=5)
         await asyncio.sleep(0.3)  # a second run would come now

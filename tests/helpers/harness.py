@@ -10,7 +10,7 @@ from typing import Any
 from telegram import Update
 
 import storage
-from bot.app import build_application, run_polling
+from bot.app import build_application, serve
 from bot.config import Settings
 from bot.conversation import Conversation
 from flows import load
@@ -86,7 +86,7 @@ class RunningBot:
     async def start(self) -> None:
         self._stop = asyncio.Event()
         app = build_application(self.settings, self.conversation)
-        self._task = asyncio.create_task(run_polling(app, self._stop))
+        self._task = asyncio.create_task(serve(app, self._stop))
         await self.api.await_for(lambda: self.api.calls_of("setMyCommands"), timeout=10)
 
     async def stop(self) -> None:

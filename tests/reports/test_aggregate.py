@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -47,13 +46,6 @@ PEOPLE = {
     "3": person("la_serena", "en_parte", ["peru", "henan"], None, ["si", "no"]),
     "4": person("illapel", "no_se", ["san_juan"], "Más becas", [], finish=False),
 }  # fmt: skip
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = storage.make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

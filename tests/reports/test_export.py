@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import pytest
 from sqlalchemy import Engine
 
 import storage
@@ -19,13 +17,6 @@ from reports.export import COLUMNS, answers_frame
 
 SANTIAGO = ZoneInfo("America/Santiago")
 NOON_UTC = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 09:00 in Santiago (summer, UTC-3)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = storage.make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def conversation(engine: Engine, defn: Definition | None = None) -> Conversation:

@@ -8,11 +8,10 @@ import base64
 import hashlib
 import re
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
@@ -33,18 +32,6 @@ COMUNAS = [
 @pytest.fixture(scope="module")
 def defn() -> Definition:
     return load()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = storage.make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return storage.make_sessions(engine)
 
 
 def invite(

@@ -3,7 +3,6 @@ updates, answers written with the state in one transaction, erasure, optimistic 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,18 +20,6 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def defn() -> Definition:
     return load()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = storage.make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return storage.make_sessions(engine)
 
 
 def apply(sessions: sessionmaker[Session], defn: Definition, who: str, event, update_id: int):
