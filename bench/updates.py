@@ -21,7 +21,7 @@ Method
   they share no GIL, and a bot's peak RSS is its own: the ``VmHWM`` of its process, read
   just before it is stopped. Two bots are measured:
 
-  - *ours*: Consulta as ``consulta run`` starts it (``build_application`` + ``run_polling``,
+  - *ours*: Consulta as ``consulta run`` starts it (``build_application`` + ``serve``,
     without the scheduler): our polling loop, the flow engine and the database;
   - *echo*: a bare PTB application (default ``Updater``, ``run_polling``) whose one handler
     sends one message per update.
@@ -366,7 +366,7 @@ def predicted(sample: Script, participants: int, updates: int, answers: int) -> 
 def run_ours(base_url: str, token: str) -> None:
     """Consulta as ``consulta run`` starts it: long polling, confirmed after commit."""
     import storage
-    from bot.app import build_application, run_polling
+    from bot.app import build_application, serve
     from bot.config import Settings
     from bot.conversation import Conversation
     from flows import load
@@ -381,7 +381,7 @@ def run_ours(base_url: str, token: str) -> None:
     engine = storage.make_engine(settings.database_url)
     conv = Conversation(load(), storage.make_sessions(engine))
     conv.remember_version()
-    asyncio.run(run_polling(build_application(settings, conv)))
+    asyncio.run(serve(build_application(settings, conv)))
     engine.dispose()
 
 

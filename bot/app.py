@@ -70,14 +70,16 @@ def build_scheduler(settings: Settings) -> AsyncIOScheduler:
     return AsyncIOScheduler(jobstores={"default": store}, timezone=settings.zone)
 
 
-async def run_polling(
+async def serve(
     app: Application,
     stop: asyncio.Event | None = None,
     scheduler: AsyncIOScheduler | None = None,
     policy: reminders.Policy | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop``), confirming updates only once stored; with a
-    ``scheduler``, reminders run on it."""
+    """Run the bot until SIGINT/SIGTERM (or ``stop``) with Consulta's own long polling
+    (bot.polling: an update is confirmed to Telegram only once stored; PTB's Updater, which
+    confirms before handlers commit, is disabled); with a ``scheduler``, reminders and
+    digests run on it."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

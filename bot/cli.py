@@ -74,7 +74,7 @@ def run() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from bot.app import build_application, build_scheduler, run_polling
+    from bot.app import build_application, build_scheduler, serve
     from bot.reminders import Policy
 
     conv = _conversation(settings)
@@ -83,9 +83,7 @@ def run() -> None:
     )
     application = build_application(settings, conv)
     scheduler = build_scheduler(settings)
-    asyncio.run(
-        run_polling(application, scheduler=scheduler, policy=Policy.from_settings(settings))
-    )
+    asyncio.run(serve(application, scheduler=scheduler, policy=Policy.from_settings(settings)))
 
 
 @app.command()
