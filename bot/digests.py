@@ -172,13 +172,21 @@ async def on_results(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if finished < MIN_FINISHED_FOR_RESULTS:
         text = m.results_not_yet.format(needed=MIN_FINISHED_FOR_RESULTS, finished=finished)
     else:
-        rows = []
-        for number, desirable, possible in digest.table.itertuples(index=False):
-            also = f"\n   {m.summary_possible}: {possible}" if possible not in ("", "—") else ""
-            rows.append(f"{number} · {desirable}{also}")
-        text = "\n\n".join([m.results_header, digest.public_summary, *rows])
+        text = m.results_header + "\n\n" + public_results(conv, digest)
     assert update.effective_chat is not None
     await deliver(context.bot, update.effective_chat.id, [Reply(text)])
+
+
+def public_results(conv: Conversation, digest: digests.Digest) -> str:
+    """What any participant may read: the summary and the result table without verbatim
+    free text, changes named by fewer than 5 people left out."""
+    m = conv.definition.messages
+    table = digest.public_table if digest.public_table is not None else digest.table
+    rows = []
+    for number, desirable, possible in table.itertuples(index=False):
+        also = f"\n   {m.summary_possible}: {possible}" if possible not in ("", "—") else ""
+        rows.append(f"{number} · {desirable}{also}")
+    return "\n\n".join([digest.public_summary, *rows])
 
 
 def _finished(conv: Conversation) -> int:

@@ -40,7 +40,7 @@ class Counts:
     """question, option (the change), verdict, n — judgements of option changes; free-text
     changes appear with option None."""
     profile: pd.DataFrame
-    """comuna, age_band, gender, n — consenting participants, for small-number checks."""
+    """comuna, age_band, gender, n — consenting participants (see ``breakdown``)."""
 
 
 def _read(session: Session, stmt: Select) -> pd.DataFrame:
@@ -181,7 +181,34 @@ def feasibility_shares(counts: Counts) -> pd.DataFrame:
     return shares.sort_values("judged", ascending=False).reset_index()
 
 
-def small_groups(counts: Counts) -> set[str]:
-    """Comunas with fewer than ``MIN_GROUP`` participants: never broken down by age or gender."""
-    sizes = counts.profile.groupby("comuna")["n"].sum()
-    return {str(c) for c, n in sizes.items() if n < MIN_GROUP}
+def breakdown(counts: Counts, by: str, comunas: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Consenting participants per comuna and ``by`` ("age_band" or "gender"), protected.
+
+    Returns the table (one row per comuna with at least ``MIN_GROUP`` participants, in
+    ``comunas`` order, then "" for the rest of the region taken together if it reaches
+    ``MIN_GROUP``; one column per category id, ``None`` for "not given") and the comunas
+    left out because they have 1 to ``MIN_GROUP - 1`` participants. A cell of 1 to
+    ``MIN_GROUP - 1`` people is also a small group: it is <NA>, shown as "<5".
+
+    There is no regional total row on purpose: with it, a hidden cell could be recovered by
+    subtracting the shown ones.
+    """
+    p = counts.profile.assign(category=counts.profile[by].fillna(NOT_GIVEN))
+    table = p.pivot_table(
+        index="comuna", columns="category", values="n", aggfunc="sum", fill_value=0
+    )
+    sizes = table.sum(axis=1)
+    shown = [c for c in comunas if sizes.get(c, 0) >= MIN_GROUP]
+    small = [c for c in comunas if 0 < sizes.get(c, 0) < MIN_GROUP]
+    rest = [c for c in table.index if c not in shown]
+    rows = table.loc[shown]
+    rest_sum = table.loc[rest].sum()
+    if rest and rest_sum.sum() >= MIN_GROUP:
+        rows = pd.concat([rows, rest_sum.to_frame("").T])
+    rows = rows.astype("Int64")
+    protected = rows.mask((rows > 0) & (rows < MIN_GROUP))
+    return protected, small
+
+
+NOT_GIVEN = "sin_dato"
+"""Category of participants who skipped the question (``None`` in the database)."""

@@ -59,14 +59,23 @@ class Digest:
     """The workshop's result table, filled in."""
     images: tuple[Image, ...] = ()
     themes: tuple[ThemeSummary, ...] = field(default=())
+    public_table: pd.DataFrame | None = None
+    """The result table for participants: changes named by fewer than 5 people left out."""
+    profile: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """"Edad" and "Género": participants per comuna, small numbers shown as "<5"
+    (``aggregate.breakdown``); for organisers only."""
 
     def xlsx(self) -> bytes:
+        """The result table, then one sheet per profile breakdown."""
         buffer = io.BytesIO()
         with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
             self.table.to_excel(writer, index=False, sheet_name="resultado")
             sheet = writer.sheets["resultado"]
             for column, width in zip("ABC", (12, 70, 70), strict=True):
                 sheet.column_dimensions[column].width = width
+            for name, table in self.profile.items():
+                table.to_excel(writer, index=False, sheet_name=name)
+                writer.sheets[name].column_dimensions["A"].width = 28
         return buffer.getvalue()
 
     def markdown(self) -> str:
@@ -75,6 +84,11 @@ class Digest:
         for row in self.table.itertuples(index=False):
             cells = [str(v).replace("|", "\\|").replace("\n", "<br>") for v in row]
             lines.append("| " + " | ".join(cells) + " |")
+        for name, table in self.profile.items():
+            lines += ["", f"## Participantes por comuna y {name.lower()}", ""]
+            lines += ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
+            rows = table.itertuples(index=False)
+            lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
         lines += ["", "## Gráficos", ""]
         lines += [f"![{img.caption}]({img.name})" for img in self.images]
         return "\n".join(lines) + "\n"
@@ -121,12 +135,41 @@ def build(
     answers_new = int(counts.desirable["new"].sum() + counts.agreement["new"].sum())
     has_news = since is None or new > 0 or answers_new > 0
     table = result_table(definition, counts, labels, theme_list)
+    public_table = result_table(definition, counts, labels, theme_list, least=aggregate.MIN_GROUP)
+    profile, unbroken = _profile(definition, counts, labels)
     summary = _summary(definition, counts, labels, theme_list, new, since is not None)
-    public = _summary(definition, counts, labels, theme_list, new, False, verbatim=False)
+    if unbroken:
+        summary += (
+            f"\nEdad y género por comuna: en el XLSX; sin desglose (menos de "
+            f"{aggregate.MIN_GROUP} participantes): " + ", ".join(unbroken) + "."
+        )
+    public = _summary(definition, counts, labels, theme_list, new, False, verbatim=False,
+                      least=aggregate.MIN_GROUP)  # fmt: skip
     images: tuple[Image, ...] = ()
     if charts and has_news:
         images = _charts(definition, counts, labels, f"{period}", f"{c.id} · {local:%d-%m-%Y}")
-    return Digest(title, period, has_news, summary, public, table, images, tuple(theme_list))
+    return Digest(title, period, has_news, summary, public, table, images, tuple(theme_list),
+                  public_table, profile)  # fmt: skip
+
+
+def _profile(
+    definition: Definition, counts: aggregate.Counts, labels: _Labels
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The age and gender breakdowns as labelled tables, and the comunas left out."""
+    p = definition.consultation.profile
+    comunas = [o.id for o in p.comunas()]
+    tables: dict[str, pd.DataFrame] = {}
+    small: list[str] = []
+    for name, by, options in (("Edad", "age_band", p.age_bands), ("Género", "gender", p.genders)):
+        table, small = aggregate.breakdown(counts, by, comunas)
+        names = {o.id: o.label for o in options} | {aggregate.NOT_GIVEN: "Sin indicar"}
+        order = [c for c in [*names] if c in table.columns]
+        shown = table.reindex(columns=order).astype(object).where(table.notna(), "<5")
+        shown.columns = pd.Index([names[c] for c in order])
+        rows = ["Resto de la región" if c == "" else labels.comuna(c) for c in shown.index]
+        shown.insert(0, "Comuna", rows)
+        tables[name] = shown.reset_index(drop=True)
+    return tables, [labels.comuna(c) for c in small]
 
 
 def result_table(
@@ -134,6 +177,8 @@ def result_table(
     counts: aggregate.Counts,
     labels: _Labels,
     themes: list[ThemeSummary] = [],  # noqa: B006 (read only)
+    *,
+    least: int = 1,
 ) -> pd.DataFrame:
     """Pregunta Nº | Cambios deseables al 2020 | Cambios posibles al 2020, as the workshop
     ended: the most chosen changes of each question (options, then themes of the free
@@ -152,11 +197,14 @@ def result_table(
             rows.append([q.number, desirable or "—", ""])
             continue
         chosen = counts.desirable[counts.desirable["question"] == q.id]
+        chosen = chosen[chosen["n"] >= least]
         top = chosen.sort_values(["n", "option"], ascending=[False, True]).head(TOP)
         parts = [f"{labels.option(q.id, option)} ({n})" for option, n in _ranked(top)]
-        parts += [f"tema «{t.label}» ({t.size})" for t in themes if t.question == q.id][:TOP]
+        q_themes = [t for t in themes if t.question == q.id and t.size >= least]
+        parts += [f"tema «{t.label}» ({t.size})" for t in q_themes][:TOP]
         desirable = "; ".join(parts)
         judged = shares[(shares["question"] == q.id) & (shares["option"] != "")]
+        judged = judged[judged["judged"] >= least]
         possible = []
         for r in judged.itertuples():
             yes = float(getattr(r, "si", 0.0)) + float(getattr(r, "en_parte", 0.0))
@@ -198,7 +246,10 @@ def _summary(
     with_new: bool,
     *,
     verbatim: bool = True,
+    least: int = 1,
 ) -> str:
+    """The text summary; with ``least``, changes and themes named by fewer people are left
+    out (what participants see)."""
     c = definition.consultation
     p = counts.participation
     consented, finished = int(p["consented"].sum()), int(p["finished"].sum())
@@ -223,12 +274,13 @@ def _summary(
             lines.append(f"Pregunta {q.number}: " + (", ".join(parts) or "sin respuestas") + ".")
         elif q.kind == "desirable":
             chosen = counts.desirable[counts.desirable["question"] == q.id]
+            chosen = chosen[chosen["n"] >= least]
             top = chosen.sort_values(["n", "option"], ascending=[False, True]).head(3)
             parts = []
             for option, n, fresh in zip(top["option"], top["n"], top["new"], strict=True):
                 news = f", +{int(fresh)}" if with_new and fresh else ""
                 parts.append(f"{labels.option(q.id, option)} ({int(n)}{news})")
-            q_themes = [t for t in themes if t.question == q.id][:3]
+            q_themes = [t for t in themes if t.question == q.id and t.size >= least][:3]
             parts += [f"tema «{t.label}» ({t.size})" for t in q_themes]
             lines.append(f"Pregunta {q.number}: " + ("; ".join(parts) or "sin respuestas") + ".")
             if verbatim:

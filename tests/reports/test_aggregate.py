@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
@@ -101,6 +104,79 @@ def test_feasibility_shares(counts) -> None:  # type: ignore[no-untyped-def]
     assert shares.loc[("q1", ""), "si"] == 1.0  # person 1's free-text change
 
 
-def test_small_groups_are_not_broken_down(counts) -> None:  # type: ignore[no-untyped-def]
+def joined(comuna: str, age: str | None, gender: str | None) -> list[Event]:
+    """Consent and profile only (a skipped step leaves None)."""
+    province = {"ovalle": "limari", "la_serena": "elqui", "illapel": "choapa"}[comuna]
+    return [
+        Choice("c:y"), Choice(f"pv:{province}"), Choice(f"cm:{comuna}"),
+        Choice(f"ab:{age}") if age else Choice("s:age_band:"),
+        Choice(f"gd:{gender}") if gender else Choice("s:gender:"),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def profiled(engine: Engine) -> Conversation:
+    """Ovalle 7 (4 women, 2 men, 1 not given), La Serena 6 (6 women), Illapel 3."""
+    people = (
+        [joined("ovalle", "e30_44", "mujer")] * 4
+        + [joined("ovalle", "e18_29", "hombre")] * 2
+        + [joined("ovalle", "e60_mas", None)]
+        + [joined("la_serena", "e45_59", "mujer")] * 6
+        + [joined("illapel", "e30_44", "mujer")] * 3
+    )
+    conv = Conversation(load(), storage.make_sessions(engine), clock=lambda: T0)
+    for who, events in enumerate(people):
+        for event in events:
+            conv.handle(str(who), event)
+    return conv
+
+
+def test_breakdown_hides_small_comunas_and_small_cells(profiled: Conversation) -> None:
+    with profiled.sessions() as s:
+        counts = aggregate.count(s, since=None, until=T0 + timedelta(days=1))
+
+    gender, small = aggregate.breakdown(counts, "gender", COMUNAS)
+    assert small == ["illapel"]  # 3 people: not broken down at all
+    assert list(gender.index) == ["la_serena", "ovalle"]  # deck order; no rest row (3 < 5)
+    assert gender.loc["la_serena", "mujer"] == 6
+    assert gender.loc["ovalle", "mujer"] is pd.NA  # 4 < 5
+    assert gender.loc["ovalle", "hombre"] is pd.NA
+    assert gender.loc["ovalle", aggregate.NOT_GIVEN] is pd.NA
+    assert gender.loc["la_serena", "hombre"] == 0  # zero is not a small group
+
+    age, _ = aggregate.breakdown(counts, "age_band", COMUNAS)
+    assert age.loc["la_serena", "e45_59"] == 6
+    assert age.loc["ovalle", "e30_44"] is pd.NA
+
+
+def test_digest_shows_the_breakdown_with_small_numbers_hidden(profiled: Conversation) -> None:
+    from openpyxl import load_workbook
+
+    from reports import digest
+
+    with profiled.sessions() as s:
+        d = digest.build(s, profiled.definition, since=None, until=T0 + timedelta(days=1),
+                         zone=ZoneInfo("America/Santiago"), charts=False)  # fmt: skip
+    assert "sin desglose (menos de 5 participantes): Illapel." in d.summary
+    book = load_workbook(io.BytesIO(d.xlsx()))
+    assert book.sheetnames == ["resultado", "Edad", "Género"]
+    rows = [[c.value for c in row] for row in book["Género"].iter_rows()]
+    assert rows == [
+        ["Comuna", "Mujer", "Hombre", "Sin indicar"],
+        ["La Serena", 6, 0, 0],
+        ["Ovalle", "<5", "<5", "<5"],
+    ]
+    assert "| Ovalle | <5 | <5 | <5 |" in d.markdown()
+
+
+def test_the_participants_table_leaves_out_changes_named_by_fewer_than_five(counts) -> None:  # type: ignore[no-untyped-def]
+    from reports import digest
+
     everything, _ = counts
-    assert aggregate.small_groups(everything) == {"ovalle", "la_serena", "illapel"}
+    definition = load()
+    labels = digest._Labels(definition)
+    full = digest.result_table(definition, everything, labels).set_index("Pregunta Nº")
+    public = digest.result_table(definition, everything, labels, least=5).set_index("Pregunta Nº")
+    assert "(3)" in full.loc["1", "Cambios deseables al 2020"]  # Perú, chosen by 3 people
+    assert public.loc["1", "Cambios deseables al 2020"] == "—"
+    assert public.loc["1", "Cambios posibles al 2020"] == "—"
