@@ -97,11 +97,15 @@ async def scheduled(app: Application, conv: Conversation, settings: Settings,
             log.info("digest %s already sent", key)
             return False
     digest = await asyncio.to_thread(build, conv, settings, since=since, until=now)
+    delivered = 0
     for organiser in sorted(settings.consulta_organisers):
         try:
             await send(app, organiser, digest)
+            delivered += 1
         except Exception:  # one organiser's failure must not stop the others
             log.exception("could not deliver digest %s to organiser %s", key, organiser)
+    # which process sent which period: with replicas, the log says who led when
+    log.info("digest %s sent to %d organisers", key, delivered)
     return True
 
 
