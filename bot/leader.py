@@ -140,7 +140,7 @@ class Leadership:
         """Stand for election until cancelled; lead while the lock is held."""
         while True:
             try:
-                await self._call(self._connect)
+                self._engine, self._conn = await self._call(self._connect)
                 while not await self._call(self._try_lock):
                     await asyncio.sleep(self.retry)
                 self.lead()
@@ -164,19 +164,22 @@ class Leadership:
         keep flowing while the database is slow, and a hung query counts as a failure."""
         return await asyncio.wait_for(asyncio.to_thread(function), timeout=self.timeout)
 
-    def _connect(self) -> None:
+    def _connect(self) -> tuple[Engine, Connection]:
+        """A connection of its own for the lock (returned, not stored: if it comes too
+        late, the caller has moved on and it is dropped)."""
         url = normalise_url(self.settings.database_url)
         connect_args: dict[str, Any] = {
             "application_name": f"{APPLICATION_NAME}:{os.getpid()}",
             **KEEPALIVE,
         }
         # A pool would reconnect behind our back; a new session does not hold the lock.
-        self._engine = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT",
-                                     connect_args=connect_args)  # fmt: skip
-        self._conn = self._engine.connect()
+        engine = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT",
+                               connect_args=connect_args)  # fmt: skip
+        conn = engine.connect()
         for name in ("idle", "interval", "count"):
             value = KEEPALIVE[f"keepalives_{name}"]
-            self._conn.execute(text(f"SET tcp_keepalives_{name} = {value}"))
+            conn.execute(text(f"SET tcp_keepalives_{name} = {value}"))
+        return engine, conn
 
     def _try_lock(self) -> bool:
         assert self._conn is not None
