@@ -23,11 +23,12 @@ from tests.helpers.process import BotProcess
 from tests.helpers.updates import callback_update, text_update
 
 PARTICIPANTS = 100
-EVENTS = (6, 24)  # events per participant, at random in this range
+EVENTS = (5, 20)  # events per participant, at random in this range
 KILLS = 10
-CALLS_BEFORE_KILL = (1, 120)
-"""A run is killed after this many API calls (at random in the range): from the first
-answers of a batch to well into it, so kills land before, during and after commits."""
+CALLS_BEFORE_KILL = (1, 500)
+"""A run is killed after this many API calls (at random in the range): a batch of 100
+updates makes about 250, so kills land before, during and after commits, in the first
+batch a run fetches or in a later one."""
 SEED = 20261125
 TEXTS = (
     "Más intercambio con Argentina",
@@ -122,6 +123,7 @@ def test_killed_at_random_the_bot_loses_and_repeats_nothing(
 
     bot = BotProcess(api, database_url, tmp_path)
     kills_in_flight = 0
+    confirmed_at_kills: list[int] = []
     try:
         for _ in range(KILLS):
             calls = len(api.calls)
@@ -132,6 +134,7 @@ def test_killed_at_random_the_bot_loses_and_repeats_nothing(
             assert bot.running(), bot.tail()
             kills_in_flight += api.pending_count() > 0
             bot.kill()
+            confirmed_at_kills.append(api.confirmed_up_to)
         bot.start()  # the last run finishes the queue and stops cleanly
         api.wait_for(lambda: api.pending_count() == 0 or not bot.running(), timeout=120)
         assert bot.running(), bot.tail()
@@ -139,6 +142,7 @@ def test_killed_at_random_the_bot_loses_and_repeats_nothing(
     finally:
         bot.kill()
     assert kills_in_flight == KILLS  # every kill found updates still unconfirmed
+    assert len(set(confirmed_at_kills)) > 1  # not all in the same batch
 
     # Telegram redelivered: some updates were fetched more than once
     fetched = [u["update_id"] for c in api.calls_of("getUpdates") if c.ok for u in c.result]
