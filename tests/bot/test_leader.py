@@ -110,3 +110,20 @@ async def test_on_sqlite_the_scheduler_runs_in_process(apps: list[Application]) 
         assert role.leading and role.scheduler is not None and role.scheduler.running
         scheduler = role.scheduler
     assert not role.leading and not scheduler.running
+
+
+@SQLITE_ONLY
+async def test_an_unreachable_database_leaves_the_bot_serving_as_a_standby(
+    apps: list[Application],
+) -> None:
+    """No PostgreSQL server answers: the election fails, is retried, and the rest of the
+    bot is not disturbed (no exception leaves the context, nothing leads)."""
+    config = (
+        apps[0]
+        .bot_data["settings"]
+        .model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"})
+    )
+    assert leader.elects(config)
+    async with leader.leadership(apps[0], config, retry=0.1) as role:
+        await asyncio.sleep(0.5)  # a few failed attempts
+        assert not role.leading and role.terms == 0
