@@ -94,7 +94,9 @@ class Leadership:
         self.scheduler_factory = scheduler_factory
         self.retry = retry
         self.check = retry / 2
-        self.timeout = max(retry, 2.0)  # a query that takes longer counts as a lost lock
+        # A query that takes longer counts as a lost lock; not under 5 s, so that a busy
+        # machine does not make the leader give up a lock it still holds.
+        self.timeout = max(retry, 5.0)
         self.scheduler: AsyncIOScheduler | None = None
         self.terms = 0
         """How many times this process became leader (tests watch it)."""
