@@ -9,15 +9,17 @@ frees the lock at once; a machine that vanishes is noticed by the server's TCP k
 (set on that session to about 25 s). A standby then takes over within its retry interval.
 
 A leader that cannot show that it still holds the lock (its connection broke, the check
-failed or hung) stops its scheduler at once and stands for election again: it must never
-run without the lock. It checks twice per retry interval, with a timeout of one interval,
-so it gives up (within 15 s by default) before the server frees a lost session's lock.
+failed or hung) stops its scheduler at once and stands for election again. It checks twice
+per retry interval, with a timeout of one interval, so it gives up (within 15 s by default)
+before the server frees the lock of a session it can no longer reach. One window remains:
+between two checks (5 s by default), a leader whose session was just cut (the server
+restarted, or an administrator ended it) may still start a job.
 
 The jobs live in the database (APScheduler's SQLAlchemyJobStore), so a new leader finds
 them with their next run times: a run missed during the handover happens once at its start
 (``coalesce``, no ``misfire_grace_time``). What must not happen twice is claimed in the
-database before it is done (a digest's period, each reminder), so even a leader that had
-not noticed its loss yet cannot repeat what its successor did.
+database before it is done (a digest's period, each reminder), so even a leader in that
+window cannot repeat what its successor did.
 
 SQLite deployments have one process: the scheduler simply runs in it, as before.
 
