@@ -6,17 +6,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot import digests, handlers, organisers, reminders
+from bot import handlers, organisers, reminders
 from bot.config import Settings
 from bot.conversation import Conversation
+from bot.leader import build_scheduler, leadership
 from bot.polling import on_error, poll
-from storage import normalise_url
+
+__all__ = ["build_application", "build_scheduler", "serve", "set_commands"]
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +66,17 @@ async def set_commands(app: Application) -> None:
     await app.bot.set_my_commands(commands)
 
 
-def build_scheduler(settings: Settings) -> AsyncIOScheduler:
-    """APScheduler in the consultation's time zone, its jobs kept in the database."""
-    store = SQLAlchemyJobStore(url=normalise_url(settings.database_url), tablename="scheduler_jobs")
-    return AsyncIOScheduler(jobstores={"default": store}, timezone=settings.zone)
-
-
 async def serve(
     app: Application,
     stop: asyncio.Event | None = None,
-    scheduler: AsyncIOScheduler | None = None,
+    scheduler_factory: Callable[[], AsyncIOScheduler] | None = None,
     policy: reminders.Policy | None = None,
 ) -> None:
     """Run the bot until SIGINT/SIGTERM (or ``stop``) with Consulta's own long polling
     (bot.polling: an update is confirmed to Telegram only once stored; PTB's Updater, which
-    confirms before handlers commit, is disabled); with a ``scheduler``, reminders and
-    digests run on it."""
+    confirms before handlers commit, is disabled). With a ``scheduler_factory`` (e.g.
+    ``lambda: build_scheduler(settings)``), reminders and digests run on a scheduler it
+    makes, whenever this process leads the replicas (bot.leader)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,16 +86,14 @@ async def serve(
         await app.bot.delete_webhook()
         await set_commands(app)
         await app.start()
-        if scheduler is not None and policy is not None:
-            conv = app.bot_data[handlers.CONVERSATION]
-            scheduler.start(paused=True)  # reads the stored jobs: see reminders.schedule
-            reminders.schedule(scheduler, app, conv, policy)
-            digests.schedule(scheduler, app, conv, app.bot_data[organisers.SETTINGS])
-            scheduler.resume()
         log.info("polling as @%s", app.bot.username)
         try:
-            await poll(app, stop)
+            async with contextlib.AsyncExitStack() as scheduled:
+                if scheduler_factory is not None:
+                    settings = app.bot_data[organisers.SETTINGS]
+                    await scheduled.enter_async_context(
+                        leadership(app, settings, scheduler_factory, policy=policy)
+                    )
+                await poll(app, stop)
         finally:
-            if scheduler is not None and scheduler.running:
-                scheduler.shutdown(wait=False)
             await app.stop()

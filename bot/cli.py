@@ -75,15 +75,13 @@ def run() -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from bot.app import build_application, build_scheduler, serve
-    from bot.reminders import Policy
 
     conv = _conversation(settings)
     typer.echo(
         f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
     )
     application = build_application(settings, conv)
-    scheduler = build_scheduler(settings)
-    asyncio.run(serve(application, scheduler=scheduler, policy=Policy.from_settings(settings)))
+    asyncio.run(serve(application, scheduler_factory=lambda: build_scheduler(settings)))
 
 
 @app.command()

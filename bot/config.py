@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
+
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+
+
+def cron_trigger(expression: str, zone: ZoneInfo | None = None) -> CronTrigger:
+    """A schedule from a crontab expression: the usual five fields (minute hour day month
+    weekday), or six with the seconds first (``*/5 * * * * *``: every five seconds), for
+    periods under a minute, as the tests of the scheduler's election need."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expression.split()
+    if len(fields) == 6:
+        second, minute, hour, day, month, weekday = fields
+        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=weekday, timezone=zone)  # fmt: skip
+    return CronTrigger.from_crontab(expression, timezone=zone)
 
 
 class Settings(BaseSettings):
@@ -31,6 +48,12 @@ class Settings(BaseSettings):
         default="21:00-09:00", pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$"
     )
     consulta_digest_cron: str = "0 8 * * *"
+    consulta_leader_retry: float = Field(
+        default=10.0,
+        gt=0,
+        description="PostgreSQL: seconds between a standby replica's attempts to take over "
+        "the scheduler (the leader checks its lock twice as often).",
+    )
     consulta_rate_limit: float = Field(
         default=30.0, ge=0, description="Outgoing messages per second overall; 0 turns it off."
     )
@@ -55,11 +78,13 @@ class Settings(BaseSettings):
     @field_validator("consulta_digest_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
-        CronTrigger.from_crontab(value)  # raises ValueError with what is wrong
+        cron_trigger(value)  # raises ValueError with what is wrong
         return value
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.consulta_timezone)
+
+    def digest_trigger(self) -> CronTrigger:
+        """When digests are sent: ``CONSULTA_DIGEST_CRON`` in the consultation's zone."""
+        return cron_trigger(self.consulta_digest_cron, self.zone)

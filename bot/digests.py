@@ -34,15 +34,32 @@ JOB_ID = "consulta-digest"
 MIN_FINISHED_FOR_RESULTS = 20
 
 
+LOOKBACKS = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=2), timedelta(days=32),
+             timedelta(days=400))  # fmt: skip
+"""How far back the last firing is looked for, shortest first: walking 32 days of a
+schedule every few seconds would take a million steps."""
+
+
 def period_of(trigger: CronTrigger, now: datetime) -> datetime:
     """The most recent time the schedule fired at or before ``now`` (the period's key)."""
-    moment = trigger.get_next_fire_time(None, now - timedelta(days=32))
-    last = moment
-    while moment is not None and moment <= now:
-        last = moment
-        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
-    assert last is not None
-    return last
+    for lookback in LOOKBACKS:
+        moment = trigger.get_next_fire_time(None, now - lookback)
+        last = None
+        while moment is not None and moment <= now:
+            last = moment
+            moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+        if last is not None:
+            return last
+    raise ValueError(f"the schedule {trigger} did not fire in the last {LOOKBACKS[-1]}")
+
+
+def period_key(settings: Settings, period: datetime) -> str:
+    """The period's key in DigestRun: local time to the minute, to the second when the
+    schedule has seconds (two periods may then share a minute)."""
+    seconds = len(settings.consulta_digest_cron.split()) == 6
+    return period.astimezone(settings.zone).strftime(
+        "%Y-%m-%dT%H:%M:%S" if seconds else "%Y-%m-%dT%H:%M"
+    )
 
 
 def build(conv: Conversation, settings: Settings, *, since: datetime | None, until: datetime,
@@ -72,9 +89,7 @@ async def scheduled(app: Application, conv: Conversation, settings: Settings,
                     now: datetime | None = None) -> bool:  # fmt: skip
     """The scheduled digest for the period ``now`` falls in; False if already sent."""
     now = now or conv.clock()
-    trigger = CronTrigger.from_crontab(settings.consulta_digest_cron, timezone=settings.zone)
-    period = period_of(trigger, now)
-    key = period.astimezone(settings.zone).strftime("%Y-%m-%dT%H:%M")
+    key = period_key(settings, period_of(settings.digest_trigger(), now))
     with conv.sessions.begin() as session:
         previous = storage.repository.last_digest(session)
         since = previous.until if previous else None
@@ -82,11 +97,15 @@ async def scheduled(app: Application, conv: Conversation, settings: Settings,
             log.info("digest %s already sent", key)
             return False
     digest = await asyncio.to_thread(build, conv, settings, since=since, until=now)
+    delivered = 0
     for organiser in sorted(settings.consulta_organisers):
         try:
             await send(app, organiser, digest)
+            delivered += 1
         except Exception:  # one organiser's failure must not stop the others
             log.exception("could not deliver digest %s to organiser %s", key, organiser)
+    # which process sent which period: with replicas, the log says who led when
+    log.info("digest %s sent to %d organisers", key, delivered)
     return True
 
 
@@ -102,7 +121,7 @@ def schedule(scheduler: object, app: Application, conv: Conversation,
              settings: Settings) -> None:  # fmt: skip
     """Add the digest job to a persistent scheduler, on ``CONSULTA_DIGEST_CRON``."""
     _RUNTIME.update(app=app, conv=conv, settings=settings)
-    trigger = CronTrigger.from_crontab(settings.consulta_digest_cron, timezone=settings.zone)
+    trigger = settings.digest_trigger()
     # Keep the stored next run time (see reminders.schedule): a missed digest runs at start.
     stored = scheduler.get_job(JOB_ID)  # type: ignore[attr-defined]
     keep = {"next_run_time": stored.next_run_time} if stored and stored.next_run_time else {}

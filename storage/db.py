@@ -7,6 +7,9 @@ log) with foreign keys on; PostgreSQL is reached with psycopg 3
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +17,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, pool, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x436F6E01
+"""First key of the PostgreSQL advisory lock held while migrating; the second is the hash of
+the schema being migrated (replicas of one deployment share it; other schemas, such as the
+tests', do not wait for each other). The scheduler's election uses another first key."""
 
 
 def normalise_url(url: str) -> str:
@@ -75,8 +84,58 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(url), revision)
+    """Apply the migrations up to ``revision`` (idempotent), one process at a time.
+
+    Replicas started together on a brand-new database would otherwise all find it empty
+    and create the same tables at once (PostgreSQL: a duplicate key in its catalogue;
+    SQLite: "table already exists"). Under the lock, the first migrates and the others
+    then find the schema at head and do nothing.
+    """
+    url = normalise_url(url)
+    with migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Hold the lock that serialises migrations of the database at ``url``.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own, held outside the
+    migration's transactions and released by the server if this process dies. SQLite: an
+    exclusive ``flock`` on ``<file>.migrate-lock`` beside the database (released by the
+    kernel if this process dies); nothing for in-memory databases or where ``fcntl`` is
+    missing (Windows), which then migrate as before.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+        key = {"ns": MIGRATION_LOCK}
+        try:
+            with engine.connect() as conn:
+                # coalesce: with no schema on the search path, hashtext(NULL) would make
+                # the (strict) lock function return NULL without locking anything.
+                schema = "hashtext(coalesce(current_schema(), ''))"
+                if not conn.scalar(text(f"SELECT pg_try_advisory_lock(:ns, {schema})"), key):
+                    log.info("another process is migrating the database; waiting for it")
+                    conn.execute(text(f"SELECT pg_advisory_lock(:ns, {schema})"), key)
+                try:
+                    yield
+                finally:
+                    conn.execute(text(f"SELECT pg_advisory_unlock(:ns, {schema})"), key)
+        finally:
+            engine.dispose()
+        return
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None  # type: ignore[assignment]
+    if not database or database == ":memory:" or fcntl is None:
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def at_head(engine: Engine) -> bool:

@@ -49,35 +49,44 @@ def postgres_url() -> str | None:
     return url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: a SQLite file, or a fresh schema on PostgreSQL."""
-    import storage
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it yet: a SQLite file to be, or a fresh, empty schema on
+    PostgreSQL (dropped afterwards)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'consulta.db'}"
-        storage.upgrade(url)
-        yield url
+        yield f"sqlite:///{tmp_path / 'consulta.db'}"
         return
     base = postgres_url()
     if base is None:
         pytest.skip("TEST_DATABASE_URL not set")
     from sqlalchemy import text
 
+    import storage
+
     schema = f"t_{secrets.token_hex(6)}"
     admin = storage.make_engine(base)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in base else "?"
-    url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
     try:
-        storage.upgrade(url)
-        yield url
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
     finally:
         with admin.begin() as conn:  # a test that leaks a session fails here, not hangs
             conn.execute(text("SET LOCAL lock_timeout = '10s'"))
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """A migrated, empty database: a SQLite file, or a fresh schema on PostgreSQL."""
+    import storage
+
+    storage.upgrade(empty_database_url)
+    return empty_database_url
 
 
 @pytest.fixture

@@ -37,6 +37,19 @@ def test_the_period_is_the_last_scheduled_time_in_santiago() -> None:
     assert digests.period_of(daily, winter).utcoffset() == timedelta(hours=-4)
 
 
+def test_a_schedule_with_seconds_has_periods_to_the_second() -> None:
+    """Six fields, the seconds first: periods under a minute (the election's tests)."""
+    settings = Settings(consulta_digest_cron="*/5 * * * * *", _env_file=None)  # type: ignore[call-arg]
+    moment = datetime(2026, 11, 25, 12, 30, 7, 500_000, tzinfo=UTC)
+    period = digests.period_of(settings.digest_trigger(), moment)
+    assert period == datetime(2026, 11, 25, 12, 30, 5, tzinfo=UTC)
+    assert digests.period_key(settings, period) == "2026-11-25T09:30:05"  # Santiago
+    daily = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert digests.period_key(daily, period) == "2026-11-25T09:30"  # as stored before
+    with pytest.raises(ValueError):
+        Settings(consulta_digest_cron="* * * * * * *", _env_file=None)  # type: ignore[call-arg]
+
+
 @pytest.fixture
 async def organiser_app(
     api: BotApiStandIn, database_url: str
@@ -127,9 +140,7 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     )
     stop = asyncio.Event()
     app = build_application(settings, running.conversation)
-    task = asyncio.create_task(
-        serve(app, stop, scheduler=scheduler, policy=Policy.from_settings(settings))
-    )
+    task = asyncio.create_task(serve(app, stop, lambda: scheduler, Policy.from_settings(settings)))
     try:
         await running.api.await_for(lambda: events, timeout=30)
         await asyncio.sleep(0.3)  # a second run would come now

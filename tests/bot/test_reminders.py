@@ -163,7 +163,7 @@ async def test_a_run_missed_while_down_happens_once_at_start(running: RunningBot
         EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED,
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(app, stop, scheduler=scheduler, policy=policy))
+    task = asyncio.create_task(serve(app, stop, lambda: scheduler, policy))
     try:
         await running.api.await_for(lambda: events, timeout=5)
         await asyncio.sleep(0.3)  # a second run would come now

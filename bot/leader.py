@@ -1,0 +1,263 @@
+"""One scheduler among replicas: digests and reminders run in exactly one process.
+
+On PostgreSQL, the replicas hold an election with an advisory lock: each asks for it
+(``pg_try_advisory_lock``) on a connection of its own; the one that gets it leads and runs
+the scheduler for as long as it holds that connection; the others ask again every
+``CONSULTA_LEADER_RETRY`` seconds (10). The lock belongs to the leader's database session,
+so it is released when the leader dies: a ``kill -9`` closes the socket and the server
+frees the lock at once; a machine that vanishes is noticed by the server's TCP keepalives
+(set on that session to about 25 s). A standby then takes over within its retry interval.
+
+A leader that cannot show that it still holds the lock (its connection broke, the check
+failed or hung) stops its scheduler at once and stands for election again. It checks twice
+per retry interval, with a timeout of one interval, so it gives up (within 15 s by default)
+before the server frees the lock of a session it can no longer reach. One window remains:
+between two checks (5 s by default), a leader whose session was just cut (the server
+restarted, or an administrator ended it) may still start a job.
+
+The jobs live in the database (APScheduler's SQLAlchemyJobStore), so a new leader finds
+them with their next run times: a run missed during the handover happens once at its start
+(``coalesce``, no ``misfire_grace_time``). What must not happen twice is claimed in the
+database before it is done (a digest's period, each reminder), so even a leader in that
+window cannot repeat what its successor did.
+
+SQLite deployments have one process: the scheduler simply runs in it, as before.
+
+Usage, by any runner (polling in ``bot.app.serve``, or a webhook server)::
+
+    async with app:
+        await app.start()
+        async with leadership(app, settings, lambda: build_scheduler(settings)):
+            ...  # serve updates until asked to stop
+        await app.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Connection, Engine, create_engine, pool, text
+from sqlalchemy.engine import make_url
+from telegram.ext import Application
+
+from bot import digests, handlers, reminders
+from bot.config import Settings
+from storage import normalise_url
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_LOCK = 0x436F6E02
+"""First key of the scheduler's advisory lock (storage.db.MIGRATION_LOCK is 0x436F6E01);
+the second is the hash of the schema, as for migrations."""
+SCHEMA_KEY = "hashtext(coalesce(current_schema(), ''))"
+APPLICATION_NAME = "consulta-scheduler"
+"""The lock's session shows as ``consulta-scheduler:<pid>`` in ``pg_stat_activity``: which
+process of which machine leads is one query away."""
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+             "keepalives_count": 3}  # fmt: skip
+"""TCP keepalives of the lock's connection, on the client (libpq) and, set in the session,
+on the server: a peer that vanished without closing the connection is noticed in about
+10 + 3 × 5 = 25 s, instead of the two hours of the usual defaults."""
+
+T = TypeVar("T")
+
+
+def build_scheduler(settings: Settings) -> AsyncIOScheduler:
+    """APScheduler in the consultation's time zone, its jobs kept in the database."""
+    store = SQLAlchemyJobStore(url=normalise_url(settings.database_url), tablename="scheduler_jobs")
+    return AsyncIOScheduler(jobstores={"default": store}, timezone=settings.zone)
+
+
+def elects(settings: Settings) -> bool:
+    """Whether replicas elect the scheduler's process: on PostgreSQL only."""
+    return make_url(normalise_url(settings.database_url)).get_backend_name() == "postgresql"
+
+
+class Leadership:
+    """This process's part in the election. ``leading`` is True while its scheduler runs
+    (``scheduler``); on SQLite it leads from start to end."""
+
+    def __init__(
+        self,
+        app: Application,
+        settings: Settings,
+        scheduler_factory: Callable[[], AsyncIOScheduler],
+        policy: reminders.Policy,
+        retry: float,
+    ) -> None:
+        self.app, self.settings, self.policy = app, settings, policy
+        self.scheduler_factory = scheduler_factory
+        self.retry = retry
+        self.check = retry / 2
+        # A query that takes longer counts as a lost lock; not under 5 s, so that a busy
+        # machine does not make the leader give up a lock it still holds.
+        self.timeout = max(retry, 5.0)
+        self.scheduler: AsyncIOScheduler | None = None
+        self.terms = 0
+        """How many times this process became leader (tests watch it)."""
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def leading(self) -> bool:
+        return self.scheduler is not None
+
+    # --- the scheduler -------------------------------------------------------------------
+
+    def lead(self) -> None:
+        """Start a scheduler with the stored jobs (see reminders.schedule: started paused,
+        so that the stored next run times are read before the jobs are replaced)."""
+        scheduler = self.scheduler_factory()
+        conv = self.app.bot_data[handlers.CONVERSATION]
+        try:
+            scheduler.start(paused=True)
+            reminders.schedule(scheduler, self.app, conv, self.policy)
+            digests.schedule(scheduler, self.app, conv, self.settings)
+            scheduler.resume()
+        except Exception:
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            raise
+        self.scheduler = scheduler
+        self.terms += 1
+
+    async def step_down(self) -> None:
+        """Stop the scheduler now; jobs running on it are cancelled (what they claimed in
+        the database stays claimed)."""
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+            # AsyncIOScheduler shuts down in a callback of the event loop: let it run now,
+            # before anything else (a job due this instant) can.
+            await asyncio.sleep(0)
+
+    # --- the election (PostgreSQL) -------------------------------------------------------
+
+    async def campaign(self) -> None:
+        """Stand for election until cancelled; lead while the lock is held."""
+        while True:
+            try:
+                self._engine, self._conn = await self._call(self._connect)
+                while not await self._call(self._try_lock):
+                    await asyncio.sleep(self.retry)
+                self.lead()
+                log.info("leading: this process runs the scheduler (digests, reminders)")
+                while await self._call(self._holds_lock):
+                    await asyncio.sleep(self.check)
+                raise ConnectionError("the scheduler's lock is no longer held")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.leading:
+                    log.error("scheduler stopped: its lock cannot be shown to be held (%r)", exc)
+                else:
+                    log.warning("election failed (%r); trying again in %.0f s", exc, self.retry)
+                await self.step_down()
+                self._abandon()
+                await asyncio.sleep(self.retry)
+
+    async def _call(self, function: Callable[[], T]) -> T:
+        """Blocking database work off the event loop, bounded by ``timeout``: the updates
+        keep flowing while the database is slow, and a hung query counts as a failure."""
+        return await asyncio.wait_for(asyncio.to_thread(function), timeout=self.timeout)
+
+    def _connect(self) -> tuple[Engine, Connection]:
+        """A connection of its own for the lock (returned, not stored: if it comes too
+        late, the caller has moved on and it is dropped)."""
+        url = normalise_url(self.settings.database_url)
+        connect_args: dict[str, Any] = {
+            "application_name": f"{APPLICATION_NAME}:{os.getpid()}",
+            **KEEPALIVE,
+        }
+        # A pool would reconnect behind our back; a new session does not hold the lock.
+        engine = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT",
+                               connect_args=connect_args)  # fmt: skip
+        conn = engine.connect()
+        for name in ("idle", "interval", "count"):
+            value = KEEPALIVE[f"keepalives_{name}"]
+            conn.execute(text(f"SET tcp_keepalives_{name} = {value}"))
+        return engine, conn
+
+    def _try_lock(self) -> bool:
+        assert self._conn is not None
+        query = text(f"SELECT pg_try_advisory_lock(:ns, {SCHEMA_KEY})")
+        return bool(self._conn.scalar(query, {"ns": SCHEDULER_LOCK}))
+
+    def _holds_lock(self) -> bool:
+        """Ask the server whether this very session holds the lock (not merely whether the
+        connection answers: SQLAlchemy may have replaced a broken one with a new session)."""
+        assert self._conn is not None
+        query = text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND pid = pg_backend_pid() AND classid = :ns AND objsubid = 2"
+        )
+        return bool(self._conn.scalar(query, {"ns": SCHEDULER_LOCK}))
+
+    def _abandon(self) -> asyncio.Future[None] | None:
+        """Drop the lock's connection (closing the session releases the lock); in a thread
+        of its own, because closing a connection to an unreachable server may hang."""
+        conn, engine, self._conn, self._engine = self._conn, self._engine, None, None
+
+        def close() -> None:
+            with contextlib.suppress(Exception):
+                if conn is not None:
+                    conn.close()
+            if engine is not None:
+                engine.dispose()
+
+        if conn is None and engine is None:
+            return None
+        return asyncio.get_running_loop().run_in_executor(None, close)
+
+
+@contextlib.asynccontextmanager
+async def leadership(
+    app: Application,
+    settings: Settings,
+    scheduler_factory: Callable[[], AsyncIOScheduler] | None = None,
+    *,
+    policy: reminders.Policy | None = None,
+    retry: float | None = None,
+) -> AsyncIterator[Leadership]:
+    """Run the scheduled jobs (digests, reminders) in this process whenever it leads, for
+    the duration of the ``async with`` block; see the module's docstring.
+
+    ``app`` must be initialised (``async with app`` or ``await app.initialize()``) and hold
+    the conversation in ``bot_data`` (bot.app.build_application does). ``scheduler_factory``
+    makes a new, unstarted scheduler for each term (default ``build_scheduler(settings)``);
+    ``policy`` defaults to the reminders' policy from ``settings``; ``retry`` to
+    ``settings.consulta_leader_retry`` seconds.
+    """
+    role = Leadership(
+        app,
+        settings,
+        scheduler_factory or (lambda: build_scheduler(settings)),
+        policy or reminders.Policy.from_settings(settings),
+        retry if retry is not None else settings.consulta_leader_retry,
+    )
+    if not elects(settings):
+        role.lead()  # one process on SQLite: no election
+        try:
+            yield role
+        finally:
+            await role.step_down()
+        return
+    task = asyncio.create_task(role.campaign(), name="scheduler-election")
+    try:
+        yield role
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await role.step_down()
+        closing = role._abandon()
+        if closing is not None:  # release the lock now: a standby can take over at once
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closing, timeout=role.timeout)

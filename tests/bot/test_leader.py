@@ -1,0 +1,129 @@
+"""The scheduler's election (bot.leader), in one process: candidates with their own
+connections on one database. The election across real processes killed with SIGKILL is
+tests/e2e/test_election.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from telegram.ext import Application
+
+import storage
+from bot import digests, leader
+from bot.app import build_application
+from bot.config import Settings
+from bot.conversation import Conversation
+from flows import load
+from tests.helpers.botapi import BotApiStandIn
+from tests.helpers.databases import POSTGRES_ONLY, SQLITE_ONLY
+
+RETRY = 0.3  # seconds; production waits 10
+
+
+@pytest.fixture
+async def apps(api: BotApiStandIn, database_url: str) -> AsyncIterator[list[Application]]:
+    """Two initialised applications on one database, as two replicas would be."""
+    engine = storage.make_engine(database_url)
+    built = [build_application(settings(api, database_url),
+                               Conversation(load(), storage.make_sessions(engine)))
+             for _ in range(2)]  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        for app in built:
+            await stack.enter_async_context(app)
+        yield built
+    engine.dispose()
+
+
+def settings(api: BotApiStandIn, database_url: str) -> Settings:
+    return Settings(telegram_bot_token=api.token, telegram_base_url=api.base_url,
+                    database_url=database_url, consulta_rate_limit=0,
+                    _env_file=None)  # type: ignore[call-arg]  # fmt: skip
+
+
+async def until(condition: object, api: BotApiStandIn, timeout: float = 10) -> None:
+    await api.await_for(condition, timeout=timeout)  # type: ignore[arg-type]
+
+
+@POSTGRES_ONLY
+async def test_one_leads_and_the_other_takes_over_when_it_leaves(
+    api: BotApiStandIn, apps: list[Application], database_url: str
+) -> None:
+    config = apps[0].bot_data["settings"]
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(leader.leadership(apps[0], config, retry=RETRY))
+        await until(lambda: first.leading, api)
+        async with leader.leadership(apps[1], config, retry=RETRY) as second:
+            await asyncio.sleep(4 * RETRY)  # several attempts, all refused
+            assert first.leading and not second.leading and second.terms == 0
+            await stack.aclose()  # the leader shuts down: its lock is released
+            assert not first.leading
+            await until(lambda: second.leading, api, timeout=10 * RETRY + 5)
+            assert second.terms == 1
+
+
+@POSTGRES_ONLY
+async def test_a_leader_that_loses_its_session_stops_its_scheduler(
+    api: BotApiStandIn, apps: list[Application], database_url: str
+) -> None:
+    """The lock's session is killed on the server (as when the network between the leader
+    and the database breaks): the leader stops its scheduler, the standby takes over, and
+    the old leader stands again as a standby. The digest job keeps its stored next run."""
+    config = apps[0].bot_data["settings"]
+    async with leader.leadership(apps[0], config, retry=RETRY) as first:
+        await until(lambda: first.leading, api)
+        assert first.scheduler is not None
+        next_digest = datetime.now(UTC) + timedelta(hours=5)
+        first.scheduler.modify_job(digests.JOB_ID, next_run_time=next_digest)
+        async with leader.leadership(apps[1], config, retry=RETRY) as second:
+            await asyncio.sleep(2 * RETRY)
+            assert not second.leading
+            admin = storage.make_engine(database_url)
+            try:
+                with admin.begin() as conn:
+                    pids = conn.scalars(text(
+                        "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                        " WHERE l.locktype = 'advisory' AND l.classid = :ns AND l.granted"
+                        " AND a.application_name LIKE 'consulta-scheduler:%'"
+                    ), {"ns": leader.SCHEDULER_LOCK}).all()  # fmt: skip
+                    assert len(pids) == 1  # one leader, found by its application name
+                    conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+            finally:
+                admin.dispose()
+            await until(lambda: not first.leading and second.leading, api)
+            assert second.scheduler is not None
+            job = second.scheduler.get_job(digests.JOB_ID)
+            assert job is not None and job.next_run_time == next_digest  # not recomputed
+            await asyncio.sleep(4 * RETRY)
+            assert not first.leading and first.terms == 1  # a standby now, not a rival
+
+
+@SQLITE_ONLY
+async def test_on_sqlite_the_scheduler_runs_in_process(apps: list[Application]) -> None:
+    config = apps[0].bot_data["settings"]
+    assert not leader.elects(config)
+    async with leader.leadership(apps[0], config) as role:
+        assert role.leading and role.scheduler is not None and role.scheduler.running
+        scheduler = role.scheduler
+    assert not role.leading and not scheduler.running
+
+
+@SQLITE_ONLY
+async def test_an_unreachable_database_leaves_the_bot_serving_as_a_standby(
+    apps: list[Application],
+) -> None:
+    """No PostgreSQL server answers: the election fails, is retried, and the rest of the
+    bot is not disturbed (no exception leaves the context, nothing leads)."""
+    config = (
+        apps[0]
+        .bot_data["settings"]
+        .model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"})
+    )
+    assert leader.elects(config)
+    async with leader.leadership(apps[0], config, retry=0.1) as role:
+        await asyncio.sleep(0.5)  # a few failed attempts
+        assert not role.leading and role.terms == 0
