@@ -58,7 +58,9 @@ def _conversation(settings: Settings, channel: str = "telegram") -> Conversation
     definition = _definition(settings)
     storage.upgrade(settings.database_url)
     engine = storage.make_engine(settings.database_url)
-    conv = Conversation(definition, storage.make_sessions(engine), channel=channel)
+    conv = Conversation(
+        definition, storage.make_sessions(engine), channel=channel, zone=settings.zone
+    )
     conv.remember_version()
     return conv
 
@@ -166,6 +168,61 @@ def report(
                        zone=settings.zone)  # fmt: skip
     for path in digest.write(out):
         typer.echo(f"wrote {path}")
+
+
+@app.command()
+def close(
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Local date and time to close at (e.g. '2026-12-31 23:59'); default now."
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Close the consultation: no more answers, and the running bot sends the final summary
+    to every participant who did not opt out (paced under Telegram's limits)."""
+    from datetime import datetime
+
+    from bot.closing import file_closing
+    from storage import closing
+
+    settings = _settings()
+    conv = _conversation(settings)
+    now = conv.clock()
+    try:
+        moment = datetime.fromisoformat(at).replace(tzinfo=settings.zone) if at else now
+    except ValueError as exc:
+        typer.echo(f"--at: not a date and time: {at!r} (e.g. '2026-12-31 23:59')", err=True)
+        raise typer.Exit(2) from exc
+    c = conv.definition.consultation
+    with conv.sessions() as session:
+        already = closing.closes_at(session, c.id)
+        due = len(closing.recipients(session, conv.channel))
+    if already is not None:
+        typer.echo(
+            f"«{c.title}» was already closed at {already.astimezone(settings.zone):%Y-%m-%d %H:%M}."
+        )
+        raise typer.Exit(1)
+    local = moment.astimezone(settings.zone)
+    when = "now" if at is None else f"at {local:%Y-%m-%d %H:%M} ({settings.consulta_timezone})"
+    if not yes:
+        typer.confirm(
+            f"Close «{c.title}» {when}? No answer will be taken afterwards, and {due} "
+            "participants will receive the final summary. This cannot be undone.",
+            abort=True,
+        )
+    with conv.sessions.begin() as session:
+        closing.record(session, c.id, moment, now)
+    rate = settings.consulta_rate_limit or 30
+    typer.echo(
+        f"Closed {when}. The running bot (`consulta run` or `consulta webhook`) sends the final "
+        f"summary to {due} participants within a minute of the closing, at {rate:g} messages/s "
+        f"(about {max(1, round(due / rate / 60))} min)."
+    )
+    in_file = file_closing(conv.definition, settings.zone)
+    if in_file is not None and in_file < moment:
+        typer.echo(f"Note: the consultation file closes it earlier, at {in_file:%Y-%m-%d %H:%M}.")
 
 
 @app.command()

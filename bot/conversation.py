@@ -10,11 +10,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 import storage
+from bot.closing import ClosingTime, closed_reply, still_allowed
 from flows import Definition, Step, step
 from flows.events import Choice, Event, InviteCheck, Invited, Start
 from flows.prompts import CONSENT_YES
@@ -73,6 +75,11 @@ class Conversation:
     codes: Callable[[], str] = storage.new_code
     channel: str = "telegram"
     throttle: BadTokenThrottle = field(default_factory=lambda: BadTokenThrottle())
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/Santiago"))
+    closing: ClosingTime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.closing = ClosingTime(self.definition, self.zone)
 
     def remember_version(self) -> None:
         """Store this consultation version's text (once), for labelling old answers later."""
@@ -104,6 +111,9 @@ class Conversation:
         ):
             return None
         loaded = storage.load(session, self.channel, external_id)
+        closed = self.closing.closed(session, now)
+        if closed is not None and not still_allowed(event):  # nothing more is stored
+            return Step(loaded.state, (closed_reply(self.definition, closed, self.zone),))
         invite = self._check_invite(session, external_id, event, now)
         result = step(self.definition, loaded.state, event, invite)
         storage.save(

@@ -188,7 +188,9 @@ async def on_results(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                                      charts=False)  # fmt: skip
     m = conv.definition.messages
     finished = _finished(conv)
-    if finished < MIN_FINISHED_FOR_RESULTS:
+    with conv.sessions() as session:
+        closed = conv.closing.closed(session, conv.clock())
+    if finished < MIN_FINISHED_FOR_RESULTS and closed is None:
         text = m.results_not_yet.format(needed=MIN_FINISHED_FOR_RESULTS, finished=finished)
     else:
         text = m.results_header + "\n\n" + public_results(conv, digest)

@@ -47,7 +47,7 @@ from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 from telegram.ext import Application
 
-from bot import digests, handlers, reminders
+from bot import closing, digests, handlers, reminders
 from bot.config import Settings
 from storage import normalise_url
 
@@ -120,6 +120,7 @@ class Leadership:
             scheduler.start(paused=True)
             reminders.schedule(scheduler, self.app, conv, self.policy)
             digests.schedule(scheduler, self.app, conv, self.settings)
+            closing.schedule(scheduler, self.app, conv, self.settings)
             scheduler.resume()
         except Exception:
             if scheduler.running:

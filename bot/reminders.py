@@ -22,7 +22,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.config import Settings
 from bot.conversation import Conversation, utcnow
 from bot.render import with_retries
-from storage import invitations
+from storage import closing, invitations
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ async def send_due(
 
 
 async def on_stop_reminders(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/no_recordar or the button on a reminder: no more reminders for this account."""
+    """/no_avisar (or /no_recordar, its older name) or the button on a reminder: no more
+    reminders for this account, nor the final summary when the consultation closes."""
     conv: Conversation = context.application.bot_data["conversation"]
     user = update.effective_user
     if user is None:
@@ -121,6 +122,7 @@ async def on_stop_reminders(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await update.callback_query.answer()
     with conv.sessions.begin() as session:
         found = invitations.opt_out(session, str(user.id))
+        found |= closing.opt_out(session, conv.channel, str(user.id), conv.clock())
     m = conv.definition.messages
     chat = update.effective_chat
     if chat is not None:
@@ -130,7 +132,7 @@ async def on_stop_reminders(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 def handlers() -> list[CommandHandler | CallbackQueryHandler]:
     return [
-        CommandHandler("no_recordar", on_stop_reminders),
+        CommandHandler(["no_avisar", "no_recordar"], on_stop_reminders),
         CallbackQueryHandler(on_stop_reminders, pattern=f"^{STOP_DATA}$"),
     ]
 

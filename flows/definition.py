@@ -115,6 +115,8 @@ class Messages(BaseModel):
     organiser_only: str
     results_not_yet: str
     results_header: str
+    consultation_closed: str
+    final_summary: str
     invite_usage: str
     invite_unknown_comuna: str
     invite_created: str

@@ -65,6 +65,8 @@ class Participant(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     unreachable_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    notices_opt_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Asked (/no_avisar) not to receive anything the bot sends on its own: the final summary."""
 
     answers: Mapped[list[Answer]] = relationship(
         back_populates="participant",
@@ -180,4 +182,26 @@ class DigestRun(Base):
 
     period: Mapped[str] = mapped_column(String(32), primary_key=True)
     until: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Closing(Base):
+    """The consultation closed by an organiser (``consulta close``): from ``closes_at`` on,
+    no answer is taken and every participant gets the final summary once."""
+
+    __tablename__ = "closings"
+
+    consultation_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    closes_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class FinalSummary(Base):
+    """The final summary sent to a participant: claimed before it is sent, so never twice."""
+
+    __tablename__ = "final_summaries"
+
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,119 @@
+"""Closing the consultation: answers refused afterwards, the final summary to every
+participant who did not opt out, once; through the real Application, the Bot API stand-in
+over HTTP and a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from bot import closing
+from bot.app import build_application
+from flows import load
+from storage import closing as stored
+from storage.models import Answer, FinalSummary
+from tests.helpers.harness import RunningBot, walk_to_question_1
+
+SANTIAGO = ZoneInfo("America/Santiago")
+FINAL = "La consulta «¿Cuál es la política"
+
+
+async def run_once(bot: RunningBot, now: datetime) -> int:
+    """One run of the closing job, by a new Application (as the scheduler's process)."""
+    app = build_application(bot.settings, bot.conversation)
+    async with app:
+        return await closing.run_once(app, bot.conversation, bot.settings, now)
+
+
+def answers(bot: RunningBot) -> int:
+    with bot.conversation.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(Answer)) or 0)
+
+
+async def test_after_closing_answers_are_refused_and_each_participant_gets_the_summary_once(
+    running: RunningBot,
+) -> None:
+    m = running.conversation.definition.messages
+    ana = await walk_to_question_1(running, 3001)  # mid-way
+    beto = await walk_to_question_1(running, 3002)  # asks not to be told
+    assert await beto.send("/no_avisar") == [m.reminders_stopped]
+    carla = running.participant(3003)  # declined consent: nothing of hers is kept
+    await carla.send("/start")
+    await carla.press("c:n")
+    dora = await walk_to_question_1(running, 3004)  # erases herself
+    await dora.send("/borrar")
+    await dora.press(m.btn_erase_yes)
+
+    now = datetime.now(UTC)
+    assert await run_once(running, now) == 0  # not closed: nothing sent
+    with running.conversation.sessions.begin() as s:
+        stored.record(s, running.conversation.definition.consultation.id, now, now)
+    running.conversation.closing = closing.ClosingTime(running.conversation.definition, SANTIAGO)
+    before = answers(running)
+
+    (reply,) = await ana.send("Más intercambio con Perú")
+    assert (
+        reply.startswith("La consulta «¿Cuál es la política") and "ya no recibe respuestas" in reply
+    )
+    assert answers(running) == before  # nothing stored after the closing
+    assert "Qué guardamos" in (await ana.send("/privacidad"))[0]  # still hers to read
+
+    later = now + timedelta(minutes=1)
+    assert await run_once(running, later) == 1
+    finals = [t for t in running.api.texts_to(3001) if t.startswith(FINAL) and "cerró el" in t]
+    assert len(finals) == 2  # the reply to her answer above, then the final summary
+    assert "Este es el resumen final" in finals[-1] and "Pregunta Nº" not in finals[-1]
+    for other in (3002, 3003, 3004):
+        assert not any("resumen final de lo que" in t for t in running.api.texts_to(other))
+    assert await run_once(running, later + timedelta(minutes=1)) == 0  # never twice
+    with running.conversation.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(FinalSummary)) == 1
+
+
+async def test_results_are_shown_after_closing_even_with_few_participants(
+    running: RunningBot,
+) -> None:
+    ana = await walk_to_question_1(running, 3101)
+    (before,) = await ana.send("/resultados")
+    assert before.startswith("Los resultados se mostrarán cuando")
+    now = datetime.now(UTC)
+    with running.conversation.sessions.begin() as s:
+        stored.record(s, running.conversation.definition.consultation.id, now, now)
+    running.conversation.closing = closing.ClosingTime(running.conversation.definition, SANTIAGO)
+    (after,) = await ana.send("/resultados")
+    assert after.startswith(running.conversation.definition.messages.results_header)
+
+
+def test_the_file_closes_at_the_end_of_its_day_in_the_consultation_zone() -> None:
+    definition = load()
+    assert closing.file_closing(definition, SANTIAGO) is None
+    dated = definition.consultation.model_copy(update={"closes_on": date(2026, 12, 31)})
+    moment = closing.file_closing(type(definition)(**{**vars(definition), "consultation": dated}),
+                                  SANTIAGO)  # fmt: skip
+    assert moment == datetime(2027, 1, 1, 0, 0, tzinfo=SANTIAGO)
+    assert moment.astimezone(UTC) == datetime(2027, 1, 1, 3, 0, tzinfo=UTC)  # summer: UTC-3
+
+
+def test_consulta_close_records_once_and_refuses_a_bad_date(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "CONSULTA_"))}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'c.db'}"
+
+    def consulta(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin,
+                              capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+
+    bad = consulta("close", "--at", "el lunes", "--yes")
+    assert bad.returncode == 2 and "not a date and time" in bad.stderr
+    declined = consulta("close", stdin="n\n")
+    assert declined.returncode == 1 and "Aborted" in declined.stderr
+    done = consulta("close", "--at", "2026-12-31 23:59", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "Closed at 2026-12-31 23:59 (America/Santiago)" in done.stdout
+    again = consulta("close", "--yes")
+    assert again.returncode == 1 and "already closed at 2026-12-31 23:59" in again.stdout
