@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -72,11 +71,10 @@ def run() -> None:
     if not settings.telegram_bot_token:
         typer.echo(NO_TOKEN, err=True)
         raise typer.Exit(2)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from bot import logs
     from bot.app import build_application, build_scheduler, serve
+
+    logs.configure(settings.consulta_log_format)
 
     conv = _conversation(settings)
     typer.echo(
@@ -84,6 +82,37 @@ def run() -> None:
     )
     application = build_application(settings, conv)
     asyncio.run(serve(application, scheduler_factory=lambda: build_scheduler(settings)))
+
+
+@app.command()
+def webhook() -> None:
+    """Run the bot as a webhook server (production): Telegram posts updates over HTTPS
+    through a proxy; each is answered once stored. Migrates the database first."""
+    from bot.webhook import ConfigurationError, check_settings
+
+    settings = _settings()
+    if not settings.telegram_bot_token:
+        typer.echo(NO_TOKEN, err=True)
+        raise typer.Exit(2)
+    try:
+        check_settings(settings)
+    except ConfigurationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    from bot import logs
+
+    logs.configure(settings.consulta_log_format)
+    from bot.app import build_application, build_scheduler
+    from bot.webhook import serve_webhook
+
+    conv = _conversation(settings)
+    typer.echo(
+        f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
+    )
+    application = build_application(settings, conv)
+    asyncio.run(
+        serve_webhook(application, settings, scheduler_factory=lambda: build_scheduler(settings))
+    )
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -57,6 +57,23 @@ class Settings(BaseSettings):
     consulta_rate_limit: float = Field(
         default=30.0, ge=0, description="Outgoing messages per second overall; 0 turns it off."
     )
+
+    # --- consulta webhook (bot/webhook.py) ---
+    consulta_webhook_listen: str = "127.0.0.1"
+    consulta_webhook_port: int = Field(default=8080, ge=0, le=65535)
+    consulta_webhook_path: str = Field(default="/telegram", pattern=r"^/[A-Za-z0-9_\-/.]*$")
+    consulta_webhook_url: str = Field(
+        default="",
+        description="Public HTTPS URL Telegram posts updates to; if set, the process registers "
+        "it with setWebhook at start (replicas behind the same proxy may leave it empty).",
+    )
+    telegram_webhook_secret: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_\-]{0,256}$",  # what Telegram accepts as secret_token
+        description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token; required by "
+        "consulta webhook.",
+    )
+    consulta_log_format: Literal["text", "json"] = "text"
 
     @field_validator("consulta_organisers", mode="before")
     @classmethod

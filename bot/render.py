@@ -18,6 +18,7 @@ from typing import TypeVar
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
+from bot.metrics import SEND_RETRIES
 from flows.events import Reply
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
     ``RetryAfter``; other errors (Forbidden, BadRequest) are raised at once."""
     delay = 0.5
     for attempt in range(1, SEND_ATTEMPTS + 1):
+        SEND_RETRIES.inc(attempt > 1)  # /metrics: every try after the first is a retry
         try:
             return await send()
         except RetryAfter as exc:

@@ -1,0 +1,205 @@
+"""``consulta webhook`` in-process: the real PTB application behind PTB's tornado webhook
+server on a free port of 127.0.0.1, replies going to the Bot API stand-in, a real database
+(SQLite, and PostgreSQL when TEST_DATABASE_URL is set). Requests are real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, select
+
+import storage
+from bot.app import build_application
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.webhook import MAX_BODY, serve_webhook
+from flows import load
+from flows.prompts import CONSENT_YES
+from storage.models import Participant, ProcessedUpdate
+from tests.bot.test_cli import consulta, environment
+from tests.helpers.botapi import BotApiStandIn
+from tests.helpers.updates import callback_update, text_update
+
+SECRET = "s3cret-Token_for-tests"
+USER = 4242
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    url: str
+    engine: Engine
+    client: httpx.AsyncClient
+
+    async def post(self, body: bytes | str, secret: str | None = SECRET,
+                   content_type: str = "application/json") -> httpx.Response:  # fmt: skip
+        headers = {"Content-Type": content_type}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        return await self.client.post(f"{self.url}/telegram", content=body, headers=headers)
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.client.get(f"{self.url}{path}")
+
+    def count(self, model: type) -> int:
+        with storage.make_sessions(self.engine)() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@contextlib.asynccontextmanager
+async def webhook_on(api: BotApiStandIn, database_url: str) -> AsyncIterator[Served]:
+    """Run the webhook server until the block ends (scheduler left out: no jobs here)."""
+    port = free_port()
+    settings = Settings(
+        telegram_bot_token=api.token,
+        telegram_base_url=api.base_url,
+        database_url=database_url,
+        consulta_rate_limit=0,
+        consulta_webhook_port=port,
+        telegram_webhook_secret=SECRET,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    engine = storage.make_engine(database_url)
+    conv = Conversation(load(), storage.make_sessions(engine))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        serve_webhook(build_application(settings, conv), settings, stop, ready=ready)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=15)
+        async with httpx.AsyncClient(timeout=15) as client:
+            yield Served(f"http://127.0.0.1:{port}", engine, client)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+        engine.dispose()
+
+
+@pytest.fixture
+async def served(api: BotApiStandIn, database_url: str) -> AsyncIterator[Served]:
+    async with webhook_on(api, database_url) as s:
+        yield s
+
+
+def start_update(update_id: int, user_id: int = USER) -> str:
+    return json.dumps(text_update(update_id, user_id, "/start").to_dict())
+
+
+async def test_forged_requests_are_refused_and_nothing_is_stored(
+    served: Served, api: BotApiStandIn
+) -> None:
+    good = start_update(1)
+    cases = [
+        ("no secret", served.post(good, secret=None), 403),
+        ("wrong secret", served.post(good, secret="guessed"), 403),
+        ("wrong secret, same length", served.post(good, secret="x" * len(SECRET)), 403),
+        ("malformed JSON", served.post('{"update_id": 1, "message": ', SECRET), 400),
+        ("not UTF-8", served.post(b"\xff\xfe{}", SECRET), 400),
+        ("oversized body", served.post(b" " * (MAX_BODY + 1), SECRET), 413),
+        ("JSON, not an update", served.post('{"hello": "world"}', SECRET), 400),
+        ("a list", served.post("[1, 2, 3]", SECRET), 400),
+        ("update_id not a number", served.post('{"update_id": "1"}', SECRET), 400),
+        ("not JSON", served.post(good, SECRET, content_type="text/plain"), 415),
+    ]
+    for name, request, status in cases:
+        response = await request
+        assert response.status_code == status, name
+    # a GET is not an update either
+    assert (await served.client.get(f"{served.url}/telegram")).status_code == 405
+    assert served.count(Participant) == 0
+    assert served.count(ProcessedUpdate) == 0
+    assert api.sent_to(USER) == []
+
+
+async def test_an_update_is_answered_200_once_stored_and_a_redelivery_changes_nothing(
+    served: Served, api: BotApiStandIn
+) -> None:
+    assert (await served.post(start_update(7))).status_code == 200
+    # 200 comes after the commit and the replies: both are there already
+    assert served.count(ProcessedUpdate) == 1
+    assert api.texts_to(USER), "the welcome reached the Bot API"
+    consent = json.dumps(callback_update(8, USER, CONSENT_YES, message_id=2).to_dict())
+    assert (await served.post(consent)).status_code == 200
+    assert served.count(ProcessedUpdate) == 2
+    assert served.count(Participant) == 1
+    replies = api.texts_to(USER)
+
+    for body in (start_update(7), consent):  # Telegram redelivers both
+        assert (await served.post(body)).status_code == 200
+    assert served.count(ProcessedUpdate) == 2
+    assert served.count(Participant) == 1
+    assert api.texts_to(USER) == replies
+
+
+async def test_a_failed_update_is_answered_500_so_that_telegram_redelivers_it(
+    served: Served, api: BotApiStandIn
+) -> None:
+    api.fail_next("sendMessage", 400, "Bad Request: chat not found", chat_id=USER)
+    assert (await served.post(start_update(9))).status_code == 500
+    assert (await served.post(start_update(9))).status_code == 200  # recognised, not repeated
+    assert served.count(ProcessedUpdate) == 1
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} (\S+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_health_readiness_and_metrics(served: Served) -> None:
+    assert (await served.get("/healthz")).status_code == 200
+    ready = await served.get("/readyz")
+    assert ready.status_code == 200, ready.text
+
+    before = (await served.get("/metrics")).text
+    assert (await served.post(start_update(11))).status_code == 200
+    assert (await served.post("{", SECRET)).status_code == 400
+    after = await served.get("/metrics")
+    assert after.status_code == 200
+    assert after.headers["Content-Type"].startswith("text/plain")
+    ok = '{outcome="ok"}'
+    assert (
+        metric(after.text, "consulta_updates_total", ok)
+        == metric(before, "consulta_updates_total", ok) + 1
+    )
+    bad = '{status="400"}'
+    assert (
+        metric(after.text, "consulta_webhook_rejected_total", bad)
+        == metric(before, "consulta_webhook_rejected_total", bad) + 1
+    )
+    assert metric(after.text, "consulta_updates_in_flight") == 0
+    assert "consulta_send_retries_total" in after.text
+    assert "consulta_errors_total" in after.text
+
+
+async def test_not_ready_while_the_database_is_not_migrated(
+    api: BotApiStandIn, tmp_path: Path
+) -> None:
+    async with webhook_on(api, f"sqlite:///{tmp_path / 'fresh.db'}") as served:
+        assert (await served.get("/healthz")).status_code == 200
+        response = await served.get("/readyz")
+        assert response.status_code == 503
+        assert "migration" in response.json()["error"]
+
+
+def test_webhook_mode_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
+    env = environment(tmp_path, TELEGRAM_BOT_TOKEN="1:T", TELEGRAM_WEBHOOK_SECRET="")
+    result = consulta("webhook", env=env)
+    assert result.returncode == 2
+    assert "TELEGRAM_WEBHOOK_SECRET" in result.stderr
+    assert not (tmp_path / "c.db").exists()  # nothing done before the check
