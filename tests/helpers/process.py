@@ -1,5 +1,6 @@
-"""The bot as a real process (``python -m bot run``), against a Bot API stand-in of the test
-process: what a deployment runs, killed and restarted as a deployment may be."""
+"""The bot as a real process (``python -m bot run``, or ``webhook``), against a Bot API
+stand-in of the test process: what a deployment runs, killed and restarted as a deployment
+may be."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ class BotProcess:
     ``<log_dir>/<name>-<n>.log`` (one file per start), shown by :meth:`tail` on failure."""
 
     def __init__(self, api: BotApiStandIn, database_url: str, log_dir: Path, name: str = "bot",
-                 **settings: str) -> None:  # fmt: skip
-        self.log_dir, self.name = log_dir, name
+                 command: str = "run", **settings: str) -> None:  # fmt: skip
+        """``command``: ``run`` (long polling) or ``webhook`` (its port and secret among the
+        ``settings``: CONSULTA_WEBHOOK_PORT, TELEGRAM_WEBHOOK_SECRET)."""
+        self.log_dir, self.name, self.command = log_dir, name, command
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "CONSULTA_"))}
         env.update(
             TELEGRAM_BOT_TOKEN=api.token,
@@ -48,7 +51,7 @@ class BotProcess:
         with self.log.open("wb") as out:
             # cwd: the log folder, so that no .env file of the developer's is read
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"],
+                [sys.executable, "-m", "bot", self.command],
                 env=self.env, cwd=self.log_dir, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
