@@ -27,4 +27,7 @@ SEND_RETRIES = Counter(
     "consulta_send_retries",
     "Bot API calls tried again after a network error or a RetryAfter (bot.render.with_retries).",
 )
-IN_FLIGHT = Gauge("consulta_updates_in_flight", "Updates being processed right now.")
+IN_FLIGHT = Gauge(
+    "consulta_updates_in_flight",
+    "Updates received and not yet answered: processed now, or waiting for their turn.",
+)

@@ -62,8 +62,9 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def webhook_on(api: BotApiStandIn, database_url: str) -> AsyncIterator[Served]:
-    """Run the webhook server until the block ends (scheduler left out: no jobs here)."""
+async def webhook_on(api: BotApiStandIn, database_url: str, **extra: str) -> AsyncIterator[Served]:
+    """Run the webhook server until the block ends (scheduler left out: no jobs here);
+    ``extra``: more settings, by field name."""
     port = free_port()
     settings = Settings(
         telegram_bot_token=api.token,
@@ -73,6 +74,7 @@ async def webhook_on(api: BotApiStandIn, database_url: str) -> AsyncIterator[Ser
         consulta_webhook_port=port,
         telegram_webhook_secret=SECRET,
         _env_file=None,  # type: ignore[call-arg]
+        **extra,  # type: ignore[arg-type]
     )
     engine = storage.make_engine(database_url)
     conv = Conversation(load(), storage.make_sessions(engine))
@@ -195,6 +197,20 @@ async def test_not_ready_while_the_database_is_not_migrated(
         response = await served.get("/readyz")
         assert response.status_code == 503
         assert "migration" in response.json()["error"]
+
+
+async def test_the_public_url_is_registered_with_the_secret(
+    api: BotApiStandIn, tmp_path: Path
+) -> None:
+    url = "https://consulta.example.cl/telegram"
+    database = f"sqlite:///{tmp_path / 'c.db'}"
+    storage.upgrade(database)
+    async with webhook_on(api, database, consulta_webhook_url=url):
+        (call,) = api.calls_of("setWebhook")
+    assert call.params["url"] == url
+    assert call.params["secret_token"] == SECRET
+    assert set(call.params["allowed_updates"]) == {"message", "edited_message", "callback_query"}
+    assert not api.calls_of("deleteWebhook")
 
 
 def test_webhook_mode_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
