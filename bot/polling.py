@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ContextTypes
+
+from bot import logs
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,9 @@ async def process_batch(app: Application, updates: Sequence[Update]) -> None:
     async def in_order(group: list[Update]) -> None:
         async with gate:
             for u in group:
+                started = time.perf_counter()
                 await app.process_update(u)
+                logs.processed(u, "failed" if u.update_id in failed else "ok", started)
                 if u.update_id in failed:
                     return  # the rest of this sender's updates must wait for this one
 

@@ -47,15 +47,13 @@ from telegram.ext import Application, ContextTypes
 from telegram.ext._utils.webhookhandler import TelegramHandler, WebhookAppClass, WebhookServer
 
 import storage
-from bot import metrics
+from bot import logs, metrics
 from bot.app import set_commands
 from bot.config import Settings
 from bot.leader import leadership
 from bot.polling import ALLOWED_UPDATES, FAILED, MAX_FAILURES
 
 log = logging.getLogger(__name__)
-update_log = logging.getLogger("consulta.updates")
-"""One line per processed update (bot.logs formats it as JSON with CONSULTA_LOG_FORMAT=json)."""
 
 MAX_BODY = 1 << 20
 """Bytes. Telegram's updates are a few KiB (a message of 4,096 characters with entities);
@@ -97,14 +95,6 @@ def check_settings(settings: Settings) -> None:
         )
 
 
-def kind_of(update: Update) -> str:
-    """The update's field (message, callback_query...), for logs."""
-    for name in ("message", "edited_message", "callback_query"):
-        if getattr(update, name, None) is not None:
-            return name
-    return "other"
-
-
 class Turns:
     """One participant's updates one at a time, in the order they arrived: Telegram may
     post several concurrently (``max_connections``), and polling also keeps each sender's
@@ -139,7 +129,6 @@ class Webhook:
         self.attempts: dict[int, int] = {}
         self.in_flight = 0
         self.draining = False
-        self.json_log = settings.consulta_log_format == "json"
 
     async def process(self, update: Update) -> str:
         """Process ``update`` to the end; its outcome: ok, failed or gave_up."""
@@ -173,13 +162,7 @@ class Webhook:
         else:
             self.attempts.pop(update.update_id, None)
         metrics.UPDATES.labels(outcome).inc()
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        fields = {"update_id": update.update_id, "kind": kind_of(update), "outcome": outcome,
-                  "latency_ms": latency_ms}  # fmt: skip
-        if self.json_log:
-            update_log.info("update", extra={"fields": fields})
-        else:
-            update_log.debug("update %(update_id)s %(kind)s %(outcome)s %(latency_ms)s ms", fields)
+        logs.processed(update, outcome, started)
         return outcome
 
     def ready(self) -> bool:

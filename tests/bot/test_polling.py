@@ -3,8 +3,13 @@ fails (the database was down) is fetched again and then applied exactly once."""
 
 from __future__ import annotations
 
+import json
+import logging
+
+import pytest
 from sqlalchemy import select
 
+from bot import logs
 from bot.conversation import Conversation
 from flows.engine import Step
 from flows.events import Event
@@ -45,3 +50,19 @@ async def test_a_failed_update_is_not_confirmed_and_comes_back(running: RunningB
         assert texts == ["Cooperar con Atacama"]
         claimed = s.scalars(select(ProcessedUpdate.update_id)).all()
         assert {first, second} <= set(claimed)
+
+
+async def test_each_polled_update_is_logged_with_its_latency(
+    running: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="consulta.updates")
+    ana = running.participant(ANA)
+    await ana.send("/start")
+    await ana.press("c:y")
+    lines = [getattr(r, "fields", None) for r in caplog.records if r.name == "consulta.updates"]
+    assert [(f["kind"], f["outcome"]) for f in lines if f] == [
+        ("message", "ok"), ("callback_query", "ok")
+    ]  # fmt: skip
+    assert all(isinstance(f["latency_ms"], float) and f["latency_ms"] >= 0 for f in lines if f)
+    line = logs.JsonFormatter().format(caplog.records[-1])
+    assert json.loads(line)["outcome"] == "ok" and "latency_ms" in json.loads(line)
