@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from flows import Definition, State, Step
@@ -52,13 +52,22 @@ def claim_update(session: Session, channel: str, update_id: int, now: datetime) 
     return insert_if_absent(session, ProcessedUpdate, values)
 
 
+_LOAD = (
+    select(Participant)
+    .where(
+        Participant.channel == bindparam("channel"),
+        Participant.external_id == bindparam("external_id"),
+    )
+    .options(selectinload(Participant.answers))
+)
+"""Built once, run with parameters: building (and keying) it on every update cost more than
+running it (bench/updates.py --profile)."""
+
+
 def load(session: Session, channel: str, external_id: str) -> Loaded:
     """The participant's row and engine state (answers in the order they were first given)."""
-    row = session.scalars(
-        select(Participant)
-        .where(Participant.channel == channel, Participant.external_id == external_id)
-        .options(selectinload(Participant.answers))
-    ).one_or_none()
+    params = {"channel": channel, "external_id": external_id}
+    row = session.scalars(_LOAD, params).one_or_none()
     if row is None:
         return Loaded(None, None)
     answers = tuple(_to_event_answer(a) for a in row.answers)
