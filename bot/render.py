@@ -4,6 +4,11 @@ Texts are sent as plain text (no parse mode): a participant's words are echoed b
 and can never be read as markup. Long texts are split at line breaks under Telegram's limit.
 Network errors are retried with back-off and ``RetryAfter`` is waited out here, by the call
 that got it; PTB's rate limiter (bot/app.py) only paces the sending.
+
+Replies go through the call every PTB method ends in (its HTTP request, rate limiter and
+error mapping: ``Forbidden``, ``RetryAfter``, ``NetworkError``... are raised as by
+``send_message``), but the answer is not turned into a ``Message``: nothing reads it, and
+building one cost more than the engine (``bench/updates.py --profile``).
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import Bot, Message
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from bot.metrics import SEND_RETRIES
@@ -28,15 +33,22 @@ SEND_ATTEMPTS = 4
 T = TypeVar("T")
 
 
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+async def call(bot: Bot, method: str, params: dict[str, Any]) -> object:
+    """Call the Bot API ``method`` through PTB; its answer is returned as JSON.
+
+    ``Bot._post`` is what ``send_message`` & co. and the public ``do_api_request`` call (the
+    latter warns for methods PTB has, and pytest turns warnings into errors); with an
+    ``ExtBot`` it passes the rate limiter. Private, hence tested: tests/bot/test_render.py.
+    """
+    return await bot._post(method, params)
+
+
+def keyboard(reply: Reply) -> dict[str, Any] | None:
+    """The reply's buttons as a Bot API ``InlineKeyboardMarkup`` (JSON)."""
     if not reply.buttons:
         return None
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
-            for row in reply.buttons
-        ]
-    )
+    rows = [[{"text": b.label, "callback_data": b.data} for b in row] for row in reply.buttons]
+    return {"inline_keyboard": rows}
 
 
 def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
@@ -80,13 +92,10 @@ async def deliver(
     for reply in replies:
         markup = keyboard(reply)
         if reply.replace and pressed is not None and len(reply.text) <= MAX_MESSAGE:
-            edit = partial(
-                bot.edit_message_text,
-                reply.text,
-                chat_id=chat_id,
-                message_id=pressed.message_id,
-                reply_markup=markup,
-            )
+            params = {"chat_id": chat_id, "message_id": pressed.message_id, "text": reply.text}
+            if markup is not None:
+                params["reply_markup"] = markup
+            edit = partial(call, bot, "editMessageText", params)
             try:
                 await with_retries(edit)
                 continue
@@ -96,7 +105,7 @@ async def deliver(
                 log.info("could not edit message %s (%s); sending anew", pressed.message_id, exc)
         pieces = split_text(reply.text)
         for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            await with_retries(
-                partial(bot.send_message, chat_id, piece, reply_markup=markup if last else None)
-            )
+            params = {"chat_id": chat_id, "text": piece}
+            if markup is not None and i == len(pieces) - 1:
+                params["reply_markup"] = markup
+            await with_retries(partial(call, bot, "sendMessage", params))

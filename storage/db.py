@@ -65,10 +65,17 @@ def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any])
     transaction and then inserts nothing. RETURNING, not rowcount: an ORM-enabled INSERT
     does not report rowcount reliably.
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    key = next(iter(model.__table__.primary_key.columns))
-    stmt = insert(model).values(values).on_conflict_do_nothing().returning(key)
-    return session.execute(stmt).first() is not None
+    dialect = session.get_bind().dialect.name
+    stmt = _INSERTS.get((dialect, model))
+    if stmt is None:  # built once: building and keying a statement costs more than running it
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = model.__table__
+        key = next(iter(table.primary_key.columns))
+        stmt = _INSERTS[dialect, model] = insert(table).on_conflict_do_nothing().returning(key)
+    return session.execute(stmt, values).first() is not None
+
+
+_INSERTS: dict[tuple[str, type[Any]], Any] = {}
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from flows import Definition, State, Step
 from flows import events as ev
@@ -52,15 +53,26 @@ def claim_update(session: Session, channel: str, update_id: int, now: datetime) 
     return insert_if_absent(session, ProcessedUpdate, values)
 
 
+_LOAD = select(Participant).where(
+    Participant.channel == bindparam("channel"),
+    Participant.external_id == bindparam("external_id"),
+)
+_LOAD_ANSWERS = (
+    select(Answer).where(Answer.participant_id == bindparam("participant")).order_by(Answer.id)
+)
+"""Built once, run with parameters: building (and keying) them on every update cost more
+than running them (bench/updates.py --profile); so did ``selectinload``'s machinery."""
+
+
 def load(session: Session, channel: str, external_id: str) -> Loaded:
     """The participant's row and engine state (answers in the order they were first given)."""
-    row = session.scalars(
-        select(Participant)
-        .where(Participant.channel == channel, Participant.external_id == external_id)
-        .options(selectinload(Participant.answers))
-    ).one_or_none()
+    params = {"channel": channel, "external_id": external_id}
+    row = session.scalars(_LOAD, params).one_or_none()
     if row is None:
         return Loaded(None, None)
+    # The collection as the relationship would load it (order_by Answer.id), set as loaded.
+    found = list(session.scalars(_LOAD_ANSWERS, {"participant": row.id}))
+    set_committed_value(row, "answers", found)
     answers = tuple(_to_event_answer(a) for a in row.answers)
     return Loaded(row, State.from_dict(row.state, answers))
 
