@@ -135,7 +135,7 @@ async def test_replicas_store_what_one_process_stores(
     for replica in replicas:
         lines = [json.loads(line) for line in replica.log.read_text().splitlines()
                  if line.startswith("{")]  # fmt: skip
-        processed = [line for line in lines if line.get("message") == "update"]
+        processed = [line for line in lines if line.get("logger") == "consulta.updates"]
         assert processed, replica.tail()
         assert {"update_id", "kind", "outcome", "latency_ms"} <= processed[0].keys()
         assert all(line["outcome"] == "ok" for line in processed)
