@@ -11,6 +11,7 @@ import pytest
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
+    from telegram import Bot
 
     from tests.helpers.botapi import BotApiStandIn
     from tests.helpers.harness import RunningBot
@@ -119,6 +120,15 @@ def api() -> Iterator[BotApiStandIn]:
 
     with BotApiStandIn() as standin:
         yield standin
+
+
+@pytest.fixture
+async def bot(api: BotApiStandIn) -> AsyncIterator[Bot]:
+    """A real PTB ``Bot`` talking to ``api``."""
+    from telegram import Bot
+
+    async with Bot(api.token, base_url=api.base_url) as real_bot:
+        yield real_bot
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from telegram import (
@@ -29,18 +28,6 @@ KEYBOARD = InlineKeyboardMarkup(
         ]
     ]
 )
-
-
-@pytest.fixture
-def api() -> Iterator[BotApiStandIn]:
-    with BotApiStandIn() as standin:
-        yield standin
-
-
-@pytest.fixture
-async def bot(api: BotApiStandIn) -> AsyncIterator[Bot]:
-    async with Bot(api.token, base_url=api.base_url) as real_bot:
-        yield real_bot
 
 
 async def test_get_me_and_send_message_with_keyboard(api: BotApiStandIn, bot: Bot) -> None:

@@ -4,8 +4,6 @@ answer): it must still raise PTB's exceptions, pass the rate limiter and send wh
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter
@@ -16,18 +14,6 @@ from flows.events import Button, Reply
 from tests.helpers.botapi import BotApiStandIn
 
 USER = 4242
-
-
-@pytest.fixture
-def api() -> Iterator[BotApiStandIn]:
-    with BotApiStandIn() as standin:
-        yield standin
-
-
-@pytest.fixture
-async def bot(api: BotApiStandIn) -> AsyncIterator[Bot]:
-    async with Bot(api.token, base_url=api.base_url) as real_bot:
-        yield real_bot
 
 
 async def test_replies_with_keyboard_and_edit(api: BotApiStandIn, bot: Bot) -> None:
