@@ -17,7 +17,7 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
@@ -27,6 +27,7 @@ from flows.events import Choice, Command, Event, Reply
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.conversation import Conversation
+    from storage.closing import Recipient
 
 log = logging.getLogger(__name__)
 
@@ -88,28 +89,24 @@ def closed_reply(definition: Definition, moment: datetime, zone: ZoneInfo) -> Re
 
 
 async def send_final_summaries(
-    app: Application, sessions: sessionmaker[Session], definition: Definition,
-    text: str, now: datetime, channel: str = "telegram",
-) -> int:  # fmt: skip
-    """Send ``text`` to every participant who should get the final summary and has not;
+    app: Application, conv: Conversation, due: list[Recipient], text: str, now: datetime
+) -> int:
+    """Send ``text`` to each participant in ``due`` whose summary is not claimed yet;
     returns how many were delivered."""
     from bot.render import deliver
-    from storage import closing, mark_unreachable
+    from storage import closing
 
-    with sessions() as session:
-        due = closing.recipients(session, channel)
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
-    async def send(item: closing.Recipient) -> bool:
+    async def send(item: Recipient) -> bool:
         async with gate:
-            with sessions.begin() as session:
+            with conv.sessions.begin() as session:
                 if not closing.claim_summary(session, item.participant_id, now):
                     return False  # sent by another run or process
             try:
                 await deliver(app.bot, int(item.external_id), [Reply(text)])
             except Forbidden:
-                with sessions.begin() as session:
-                    mark_unreachable(session, channel, item.external_id, now)
+                conv.mark_unreachable(item.external_id)
                 return False
             except TelegramError:  # retries exhausted: at most once, never twice
                 log.exception("final summary to participant %s not delivered", item.participant_id)
@@ -131,8 +128,9 @@ async def run_once(app: Application, conv: Conversation, settings: Settings,
     now = now or conv.clock()
     with conv.sessions() as session:
         moment = conv.closing.closed(session, now)
-        if moment is None or not closing.recipients(session, conv.channel):
-            return 0
+        due = closing.recipients(session, conv.channel) if moment is not None else []
+    if moment is None or not due:  # the digest is built only when someone is due
+        return 0
     digest = await asyncio.to_thread(build, conv, settings, since=None, until=moment,
                                      charts=False)  # fmt: skip
     d = conv.definition
@@ -140,7 +138,7 @@ async def run_once(app: Application, conv: Conversation, settings: Settings,
         title=d.consultation.title, date=f"{moment.astimezone(settings.zone):%d-%m-%Y}"
     )
     text = f"{header}\n\n{public_results(conv, digest)}"
-    return await send_final_summaries(app, conv.sessions, d, text, now, conv.channel)
+    return await send_final_summaries(app, conv, due, text, now)
 
 
 _RUNTIME: dict[str, object] = {}

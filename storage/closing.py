@@ -10,6 +10,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import insert_if_absent
+from storage.invitations import aware
 from storage.models import Closing, FinalSummary, Invitation, Participant
 
 
@@ -18,7 +19,7 @@ def closes_at(session: Session, consultation_id: str) -> datetime | None:
     moment = session.scalar(
         select(Closing.closes_at).where(Closing.consultation_id == consultation_id)
     )
-    return _aware(moment) if moment is not None else None
+    return aware(moment) if moment is not None else None
 
 
 def record(session: Session, consultation_id: str, at: datetime, now: datetime) -> datetime:
@@ -74,8 +75,3 @@ def opt_out(session: Session, channel: str, external_id: str, now: datetime) -> 
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

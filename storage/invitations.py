@@ -73,7 +73,7 @@ def check(invitation: Invitation | None, external_id: str, now: datetime) -> Ver
         return "revoked"
     if invitation.claimed_by is not None:
         return "ok" if invitation.claimed_by == external_id else "used"
-    if _aware(invitation.expires_at) <= now:
+    if aware(invitation.expires_at) <= now:
         return "expired"
     return "ok"
 
@@ -212,7 +212,7 @@ def due_reminders(
     ).all()
     due = []
     for invitation, count, last in rows:
-        quiet_since = _aware(last if last is not None else invitation.claimed_at)
+        quiet_since = aware(last if last is not None else invitation.claimed_at)
         if count < max_count and now - quiet_since >= after:
             assert invitation.claimed_by is not None
             due.append(DueReminder(invitation.id, invitation.claimed_by, count + 1,
@@ -238,6 +238,6 @@ def opt_out(session: Session, external_id: str) -> bool:
     return found
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     """SQLite returns naive datetimes; every stored time is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
