@@ -184,15 +184,15 @@ async def on_results(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """/resultados, for anyone: the result table so far, once enough people finished;
     themes by their words only, no verbatim free text, small numbers hidden."""
     conv, settings = _context(context)
-    digest = await asyncio.to_thread(build, conv, settings, since=None, until=utcnow(),
-                                     charts=False)  # fmt: skip
     m = conv.definition.messages
     finished = _finished(conv)
     with conv.sessions() as session:
         closed = conv.closing.closed(session, conv.clock())
     if finished < MIN_FINISHED_FOR_RESULTS and closed is None:
         text = m.results_not_yet.format(needed=MIN_FINISHED_FOR_RESULTS, finished=finished)
-    else:
+    else:  # the digest is built only when it is shown
+        digest = await asyncio.to_thread(build, conv, settings, since=None, until=utcnow(),
+                                         charts=False)  # fmt: skip
         text = m.results_header + "\n\n" + public_results(conv, digest)
     assert update.effective_chat is not None
     await deliver(context.bot, update.effective_chat.id, [Reply(text)])
@@ -202,9 +202,8 @@ def public_results(conv: Conversation, digest: digests.Digest) -> str:
     """What any participant may read: the summary and the result table without verbatim
     free text, changes named by fewer than 5 people left out."""
     m = conv.definition.messages
-    table = digest.public_table if digest.public_table is not None else digest.table
     rows = []
-    for number, desirable, possible in table.itertuples(index=False):
+    for number, desirable, possible in digest.public_table.itertuples(index=False):
         also = f"\n   {m.summary_possible}: {possible}" if possible not in ("", "—") else ""
         rows.append(f"{number} · {desirable}{also}")
     return "\n\n".join([digest.public_summary, *rows])

@@ -57,10 +57,10 @@ class Digest:
     """What participants may see (/resultados): no verbatim free text, small numbers hidden."""
     table: pd.DataFrame
     """The workshop's result table, filled in."""
+    public_table: pd.DataFrame
+    """The result table for participants: changes named by fewer than 5 people left out."""
     images: tuple[Image, ...] = ()
     themes: tuple[ThemeSummary, ...] = field(default=())
-    public_table: pd.DataFrame | None = None
-    """The result table for participants: changes named by fewer than 5 people left out."""
     profile: dict[str, pd.DataFrame] = field(default_factory=dict)
     """"Edad" and "Género": participants per comuna, small numbers shown as "<5"
     (``aggregate.breakdown``); for organisers only."""
@@ -148,8 +148,8 @@ def build(
     images: tuple[Image, ...] = ()
     if charts and has_news:
         images = _charts(definition, counts, labels, f"{period}", f"{c.id} · {local:%d-%m-%Y}")
-    return Digest(title, period, has_news, summary, public, table, images, tuple(theme_list),
-                  public_table, profile)  # fmt: skip
+    return Digest(title, period, has_news, summary, public, table, public_table, images,
+                  tuple(theme_list), profile)  # fmt: skip
 
 
 def _profile(
