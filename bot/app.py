@@ -16,7 +16,8 @@ from bot import handlers, organisers, reminders
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.leader import build_scheduler, leadership
-from bot.polling import on_error, poll
+from bot.polling import SENDERS_AT_ONCE, on_error, poll
+from bot.transport import AiohttpRequest
 
 __all__ = ["build_application", "build_scheduler", "serve", "set_commands"]
 
@@ -36,7 +37,8 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
         .base_url(settings.telegram_base_url)
         .updater(None)  # Consulta polls itself: see bot.polling
         .concurrent_updates(CONCURRENT_UPDATES)
-        .connection_pool_size(4)  # see bot.polling.SENDERS_AT_ONCE
+        .request(AiohttpRequest(pool_size=2 * SENDERS_AT_ONCE))  # room for broadcasts beside
+        .get_updates_request(AiohttpRequest(pool_size=1, read_timeout=5.0))
     )
     if settings.consulta_rate_limit > 0:
         # One message every 1/rate s, never a burst: with overall_max_rate=rate, aiolimiter's

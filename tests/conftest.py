@@ -124,10 +124,12 @@ def api() -> Iterator[BotApiStandIn]:
 
 @pytest.fixture
 async def bot(api: BotApiStandIn) -> AsyncIterator[Bot]:
-    """A real PTB ``Bot`` talking to ``api``."""
+    """A real PTB ``Bot`` talking to ``api`` through Consulta's transport."""
     from telegram import Bot
 
-    async with Bot(api.token, base_url=api.base_url) as real_bot:
+    from bot.transport import AiohttpRequest
+
+    async with Bot(api.token, base_url=api.base_url, request=AiohttpRequest()) as real_bot:
         yield real_bot
 
 
