@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -100,6 +101,12 @@ class Conversation:
                 # Another process saved this participant (or took this invitation) in
                 # between: re-apply the event on the new state.
                 log.info("concurrent update, re-applying (attempt %d)", attempt)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A pooled connection had died (database restarted): SQLAlchemy has
+                # discarded the pool; the transaction did not happen, so run it again.
+                log.warning("database connection lost (%s); retrying", exc.orig)
         raise RuntimeError(f"participant state kept changing under us ({MAX_ATTEMPTS} attempts)")
 
     def _apply(

@@ -46,7 +46,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pool_pre_ping: it costs a round trip on every transaction. A connection found dead
+    # (server restarted) invalidates the pool and the caller retries: bot.conversation
+    # re-applies the update at once, scheduled jobs run again at their next time.
+    return create_engine(url, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -72,7 +75,7 @@ def insert_if_absent(session: Session, model: type[Any], values: dict[str, Any])
         table = model.__table__
         key = next(iter(table.primary_key.columns))
         stmt = _INSERTS[dialect, model] = insert(table).on_conflict_do_nothing().returning(key)
-    return session.execute(stmt, values).first() is not None
+    return session.connection().execute(stmt, values).first() is not None
 
 
 _INSERTS: dict[tuple[str, type[Any]], Any] = {}

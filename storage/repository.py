@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from flows import Definition, State, Step
 from flows import events as ev
@@ -39,8 +40,11 @@ def new_code() -> str:
 class Loaded:
     """A participant as read at the start of a transaction (``row`` None: nobody stored)."""
 
-    row: Participant | None
+    row: Row[Any] | None
+    """The ``participants`` row (columns as attributes), as read."""
     state: State | None
+    answer_ids: dict[str, int] = field(default_factory=dict)
+    """Stored answers' ids by key."""
 
 
 def claim_update(session: Session, channel: str, update_id: int, now: datetime) -> bool:
@@ -53,28 +57,53 @@ def claim_update(session: Session, channel: str, update_id: int, now: datetime) 
     return insert_if_absent(session, ProcessedUpdate, values)
 
 
-_LOAD = select(Participant).where(
-    Participant.channel == bindparam("channel"),
-    Participant.external_id == bindparam("external_id"),
+# The per-update statements are SQLAlchemy Core on the models' tables, built once and run
+# on the session's connection: the ORM's unit of work (identity map, flush, version check)
+# cost more CPU than the rest of an update's handling (bench/updates.py --profile). The
+# optimistic lock the ORM gave (``state_version``) is kept by hand in ``_write_participant``.
+PARTICIPANTS = cast(Table, Participant.__table__)
+ANSWERS = cast(Table, Answer.__table__)
+_LOAD = select(PARTICIPANTS).where(
+    PARTICIPANTS.c.channel == bindparam("channel"),
+    PARTICIPANTS.c.external_id == bindparam("external_id"),
 )
 _LOAD_ANSWERS = (
-    select(Answer).where(Answer.participant_id == bindparam("participant")).order_by(Answer.id)
+    select(ANSWERS)
+    .where(ANSWERS.c.participant_id == bindparam("participant"))
+    .order_by(ANSWERS.c.id)
 )
-"""Built once, run with parameters: building (and keying) them on every update cost more
-than running them (bench/updates.py --profile); so did ``selectinload``'s machinery."""
+_VERSION_IS = (PARTICIPANTS.c.id == bindparam("pid")) & (
+    PARTICIPANTS.c.state_version == bindparam("version")
+)
+_DELETE_PARTICIPANT = delete(PARTICIPANTS).where(_VERSION_IS)
+_INSERT_PARTICIPANT = insert(PARTICIPANTS).returning(PARTICIPANTS.c.id)
+_UPDATE_PARTICIPANT = update(PARTICIPANTS).where(_VERSION_IS)  # SET: the columns given
+_DELETE_ANSWER = delete(ANSWERS).where(ANSWERS.c.id == bindparam("answer_id"))
+_UPDATE_ANSWER = update(ANSWERS).where(ANSWERS.c.id == bindparam("answer_id"))
+_INSERT_ANSWER = insert(ANSWERS)
 
 
 def load(session: Session, channel: str, external_id: str) -> Loaded:
     """The participant's row and engine state (answers in the order they were first given)."""
-    params = {"channel": channel, "external_id": external_id}
-    row = session.scalars(_LOAD, params).one_or_none()
+    conn = session.connection()
+    row = conn.execute(_LOAD, {"channel": channel, "external_id": external_id}).one_or_none()
     if row is None:
         return Loaded(None, None)
-    # The collection as the relationship would load it (order_by Answer.id), set as loaded.
-    found = list(session.scalars(_LOAD_ANSWERS, {"participant": row.id}))
-    set_committed_value(row, "answers", found)
-    answers = tuple(_to_event_answer(a) for a in row.answers)
-    return Loaded(row, State.from_dict(row.state, answers))
+    found = conn.execute(_LOAD_ANSWERS, {"participant": row.id}).all()
+    answers = tuple(_to_event_answer(a) for a in found)
+    return Loaded(row, State.from_dict(row.state, answers), {a.key: a.id for a in found})
+
+
+@dataclass
+class _Changes:
+    """What one step writes: participant columns, and answers by key."""
+
+    columns: dict[str, Any] = field(default_factory=dict)
+    new_answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed_answers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    removed_answers: list[int] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    creates: bool = False
 
 
 def save(
@@ -87,88 +116,142 @@ def save(
     now: datetime,
     update_id: int | None = None,
     codes: Callable[[], str] = new_code,
-) -> Participant | None:
-    """Store what one engine step produced: its records, then the new state.
+) -> int | None:
+    """Store what one engine step produced: its records, then the new state; the
+    participant's id is returned (None if nobody is stored, e.g. after /borrar).
 
     A step that changed nothing (bad input, help texts) writes nothing: not even the
-    participant's ``updated_at`` or state version moves.
+    participant's ``updated_at`` or state version moves. Raises ``StaleDataError`` if another
+    transaction saved this participant since ``loaded`` was read.
     """
     row = loaded.row
     if not result.records and result.state == loaded.state:
-        return row
-    by_key = {a.key: a for a in row.answers} if row is not None else {}
-    accepted: list[int] = []
-    for record in result.records:
-        if isinstance(record, ev.ParticipantErased):
-            if row is not None:
-                invitations.forget_account(session, external_id)
-                session.delete(row)
+        return row.id if row is not None else None
+    if any(isinstance(r, ev.ParticipantErased) for r in result.records):
+        if row is None:
             return None
-        if isinstance(record, ev.InvitationAccepted):
-            accepted.append(record.invitation_id)  # once the row is complete (below)
-            continue
-        if row is None and isinstance(record, ev.ConsentGiven | ev.ConsentDeclined):
-            row = Participant(channel=channel, external_id=external_id, created_at=now, state={})
-            session.add(row)
-        if row is None:
-            raise ValueError(f"{record!r} for a participant who has not answered the consent")
-        _apply(row, record, by_key, now=now, update_id=update_id, codes=codes)
-    if row is not None and result.state is not None:
-        state = result.state
-        row.state = state.to_dict()
-        row.stage = state.stage
-        row.role = state.role
-        row.updated_at = now
-        if row.unreachable_since is not None:
-            row.unreachable_since = None  # they wrote to us: they can be reached again
-    if accepted:
-        if row is None:
-            raise ValueError("an invitation accepted by a participant who is not stored")
-        session.flush()  # the participant's id, for the invitation
-        for invitation_id in accepted:
-            invitations.accept(session, invitation_id, external_id, row.id, now)
-    return row
+        invitations.forget_account(session, external_id)
+        _expect_one(session.connection().execute(_DELETE_PARTICIPANT, _version(row)))
+        return None  # its answers go with it (ON DELETE CASCADE)
+    changes = _changes(row, loaded.answer_ids, result, now=now, update_id=update_id, codes=codes)
+    if row is None and not changes.creates:
+        raise ValueError(f"{result.records!r} for a participant who has not answered the consent")
+    pid = _write_participant(session, channel, external_id, row, changes.columns, now)
+    _write_answers(session, pid, changes)
+    for invitation_id in changes.accepted:
+        invitations.accept(session, invitation_id, external_id, pid, now)
+    return pid
 
 
-def _apply(
-    row: Participant,
-    record: ev.Record,
-    by_key: dict[str, Answer],
+def _changes(
+    row: Row[Any] | None,
+    answer_ids: dict[str, int],
+    result: Step,
     *,
     now: datetime,
     update_id: int | None,
     codes: Callable[[], str],
-) -> None:
-    if isinstance(record, ev.ConsentGiven):
-        row.consented_at = row.consented_at or now
-        row.code = row.code or codes()
-    elif isinstance(record, ev.ConsentDeclined):
-        row.consented_at = None
-    elif isinstance(record, ev.ProfileSet):
-        setattr(row, record.field, record.value)
-    elif isinstance(record, ev.AnswerRecorded):
-        a = record.answer
-        stored = by_key.get(a.key)
-        if stored is None:
-            stored = Answer(key=a.key, created_at=now)
-            row.answers.append(stored)
-            by_key[a.key] = stored
-        stored.question, stored.kind, stored.option = a.question, a.kind, a.option
-        stored.text, stored.system, stored.refers_to = a.text, a.system, a.refers_to
-        stored.consultation_version, stored.update_id, stored.updated_at = a.version, update_id, now
-    elif isinstance(record, ev.AnswerRemoved):
-        gone = by_key.pop(record.previous.key, None)
-        if gone is not None:
-            row.answers.remove(gone)
-    elif isinstance(record, ev.Finished):
-        row.finished_at = row.finished_at or now
+) -> _Changes:
+    """The step's records and new state as column values and answer writes."""
+    out = _Changes()
+    cols = out.columns
+
+    def current(name: str) -> Any:
+        return cols[name] if name in cols else (getattr(row, name) if row is not None else None)
+
+    ids = dict(answer_ids)
+    for record in result.records:
+        if isinstance(record, ev.InvitationAccepted):
+            out.accepted.append(record.invitation_id)
+        elif isinstance(record, ev.ConsentGiven):
+            out.creates = True
+            cols["consented_at"] = current("consented_at") or now
+            cols["code"] = current("code") or codes()
+        elif isinstance(record, ev.ConsentDeclined):
+            out.creates = True
+            cols["consented_at"] = None
+        elif isinstance(record, ev.ProfileSet):
+            cols[record.field] = record.value
+        elif isinstance(record, ev.Finished):
+            cols["finished_at"] = current("finished_at") or now
+        elif isinstance(record, ev.AnswerRecorded):
+            a = record.answer
+            values = {
+                "question": a.question, "kind": a.kind, "option": a.option, "text": a.text,
+                "system": a.system, "refers_to": a.refers_to, "consultation_version": a.version,
+                "update_id": update_id, "updated_at": now,
+            }  # fmt: skip
+            if a.key in ids:
+                out.changed_answers[ids[a.key]] = values
+            elif a.key in out.new_answers:
+                out.new_answers[a.key].update(values)
+            else:
+                out.new_answers[a.key] = {"key": a.key, "created_at": now, **values}
+        elif isinstance(record, ev.AnswerRemoved):
+            key = record.previous.key
+            if key in ids:
+                gone = ids.pop(key)
+                out.removed_answers.append(gone)
+                out.changed_answers.pop(gone, None)
+            else:
+                out.new_answers.pop(key, None)
+    if result.state is not None:
+        state = result.state
+        cols.update(state=state.to_dict(), stage=state.stage, role=state.role, updated_at=now)
+        if current("unreachable_since") is not None:
+            cols["unreachable_since"] = None  # they wrote to us: they can be reached again
+    return out
 
 
-def _to_event_answer(a: Answer) -> ev.Answer:
+def _write_participant(
+    session: Session,
+    channel: str,
+    external_id: str,
+    row: Row[Any] | None,
+    columns: dict[str, Any],
+    now: datetime,
+) -> int:
+    """INSERT the participant, or UPDATE it if its version is still the one read."""
+    conn = session.connection()
+    if row is None:
+        values = {"channel": channel, "external_id": external_id, "created_at": now, **columns}
+        values.setdefault("updated_at", now)
+        return int(
+            conn.execute(insert(PARTICIPANTS).returning(PARTICIPANTS.c.id), values).scalar_one()
+        )
+    bumped = {**columns, "state_version": row.state_version + 1}
+    _expect_one(conn.execute(update(PARTICIPANTS).where(_VERSION_IS).values(bumped), _version(row)))
+    return int(row.id)
+
+
+def _write_answers(session: Session, pid: int, changes: _Changes) -> None:
+    """Removed answers first (a key may be given again), then changed ones, then new ones
+    in the order given (their ids keep that order)."""
+    conn = session.connection()
+    if changes.removed_answers:
+        conn.execute(_DELETE_ANSWER, [{"answer_id": i} for i in changes.removed_answers])
+    for answer_id, values in changes.changed_answers.items():
+        conn.execute(_UPDATE_ANSWER, {"answer_id": answer_id, **values})
+    if changes.new_answers:
+        rows = [{"participant_id": pid, **v} for v in changes.new_answers.values()]
+        conn.execute(_INSERT_ANSWER, rows)
+
+
+def _version(row: Row[Any]) -> dict[str, int]:
+    return {"pid": row.id, "version": row.state_version}
+
+
+def _expect_one(result: Any) -> None:
+    """The participant was written by someone else since it was read: re-apply the step."""
+    if result.rowcount != 1:
+        raise StaleDataError("participant changed by another transaction")
+
+
+def _to_event_answer(a: Row[Any]) -> ev.Answer:
     return ev.Answer(
         key=a.key,
         question=a.question,
-        kind=a.kind,  # type: ignore[arg-type]
+        kind=a.kind,
         version=a.consultation_version,
         option=a.option,
         text=a.text,

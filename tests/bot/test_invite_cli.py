@@ -104,10 +104,11 @@ def joins(sessions: sessionmaker[Session], who: str, token: str, *, finished: bo
         invited = Invited(inv.id, token, inv.name, inv.institution, inv.comuna)
         loaded = storage.load(s, "telegram", who)
         result = step(defn, loaded.state, Choice(f"c:y:{token}"), InviteCheck("ok", invited))
-        row = storage.save(s, "telegram", who, loaded, result, now=now)
+        pid = storage.save(s, "telegram", who, loaded, result, now=now)
         if finished:
-            assert row is not None
-            row.finished_at = now
+            participant = s.get(Participant, pid)
+            assert participant is not None
+            participant.finished_at = now
 
 
 def test_import_list_revoke_reissue(

@@ -133,9 +133,10 @@ def test_concurrent_writers_are_detected(sessions, defn) -> None:
         l2 = storage.load(s2, "telegram", "5")
         storage.save(s1, "telegram", "5", l1, step(defn, l1.state, Choice("pv:elqui")), now=NOW)
         s1.commit()
-        storage.save(s2, "telegram", "5", l2, step(defn, l2.state, Choice("pv:choapa")), now=NOW)
         with pytest.raises(StaleDataError):
-            s2.commit()
+            storage.save(
+                s2, "telegram", "5", l2, step(defn, l2.state, Choice("pv:choapa")), now=NOW
+            )
     finally:
         s1.close()
         s2.close()
