@@ -5,6 +5,7 @@ handlers and the terminal rehearsal (``consulta chat``) both go through here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -78,14 +79,29 @@ class Conversation:
     throttle: BadTokenThrottle = field(default_factory=lambda: BadTokenThrottle())
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/Santiago"))
     closing: ClosingTime = field(init=False)
+    in_thread: bool = field(init=False)
+    """Whether ``apply`` runs transactions in a worker thread: yes on a database server,
+    where a transaction mostly waits for round trips and the event loop should go on
+    meanwhile (bench/updates.py); not on SQLite, whose work is all CPU in this process and
+    whose one writer at a time would only queue threads on its lock."""
 
     def __post_init__(self) -> None:
         self.closing = ClosingTime(self.definition, self.zone)
+        bind = self.sessions.kw.get("bind")
+        self.in_thread = bind is not None and bind.dialect.name != "sqlite"
 
     def remember_version(self) -> None:
         """Store this consultation version's text (once), for labelling old answers later."""
         with self.sessions.begin() as session:
             storage.remember_version(session, self.definition, self.clock())
+
+    async def apply(
+        self, external_id: str, event: Event, update_id: int | None = None
+    ) -> Step | None:
+        """``handle`` from the event loop: in a worker thread when ``in_thread``."""
+        if self.in_thread:
+            return await asyncio.to_thread(self.handle, external_id, event, update_id)
+        return self.handle(external_id, event, update_id)
 
     def handle(self, external_id: str, event: Event, update_id: int | None = None) -> Step | None:
         """Apply ``event``; None when ``update_id`` was already applied (a redelivery).

@@ -101,7 +101,7 @@ async def _converse(
     if user is None or chat is None:
         return
     conv = conversation(context)
-    result = conv.handle(str(user.id), event, update.update_id)
+    result = await conv.apply(str(user.id), event, update.update_id)
     if result is None:
         log.info("update %s already processed; ignored", update.update_id)
         return
