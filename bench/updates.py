@@ -24,7 +24,11 @@ Method
   - *ours*: Consulta as ``consulta run`` starts it (``build_application`` + ``serve``,
     without the scheduler): our polling loop, the flow engine and the database;
   - *echo*: a bare PTB application (default ``Updater``, ``run_polling``) whose one handler
-    sends one message per update.
+    sends one message per update: the baseline of ``ratio_to_echo``.
+
+  A third bot, the same echo bot on Consulta's aiohttp transport (``bot/transport.py``), is
+  measured too, as context: it shows how much of ours' speed is the transport, which a bare
+  PTB bot could adopt as well (``echo_aiohttp_updates_per_s``, ``ratio_to_echo_aiohttp``).
 
   Consulta's rate limiter is off (``CONSULTA_RATE_LIMIT=0``); the echo bot has none.
 * **Throughput.** All updates are queued at once (participants interleaved at random, each
@@ -65,6 +69,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -91,6 +96,7 @@ SLOWEST = 10.0
 FIRST_USER = 700_000_001  # throughput participants; the latency ones start at LATENCY_USER
 LATENCY_USER = 800_000_001
 READY_TIMEOUT = 60.0
+ECHO_AIOHTTP = "echo-aiohttp"
 STOP_TIMEOUT = 30.0
 
 REASONS = (
@@ -385,8 +391,9 @@ def run_ours(base_url: str, token: str) -> None:
     engine.dispose()
 
 
-def run_echo(base_url: str, token: str) -> None:
-    """A bare PTB echo bot: default Updater and run_polling, one message per update."""
+def run_echo(base_url: str, token: str, *, aiohttp: bool = False) -> None:
+    """A bare PTB echo bot: default Updater and run_polling, one message per update; with
+    ``aiohttp``, on Consulta's transport (bot/transport.py) instead of PTB's httpx."""
     from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -396,7 +403,12 @@ def run_echo(base_url: str, token: str) -> None:
         text = (message.text if message else None) or (query.data if query else None)
         await context.bot.send_message(chat.id, text or "?")
 
-    app = Application.builder().token(token).base_url(base_url).build()
+    builder = Application.builder().token(token).base_url(base_url)
+    if aiohttp:
+        from bot.transport import AiohttpRequest
+
+        builder = builder.request(AiohttpRequest()).get_updates_request(AiohttpRequest(1))
+    app = builder.build()
     app.add_handler(MessageHandler(filters.ALL, echo))
     app.add_handler(CallbackQueryHandler(echo))
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
@@ -412,7 +424,7 @@ def bot_process(role: str, base_url: str, token: str, profile_out: str | None) -
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
         if os.getppid() == 1:
             return 1
-    run = {"ours": run_ours, "echo": run_echo}[role]
+    run = {"ours": run_ours, "echo": run_echo, ECHO_AIOHTTP: partial(run_echo, aiohttp=True)}[role]
     if profile_out is None:
         run(base_url, token)
         return 0
@@ -641,6 +653,7 @@ class Options:
 class Results:
     echo: list[Throughput] = field(default_factory=list)
     ours: list[Throughput] = field(default_factory=list)
+    echo_aiohttp: list[Throughput] = field(default_factory=list)
     echo_rss: list[float] = field(default_factory=list)
     ours_rss: list[float] = field(default_factory=list)
     echo_paced: PacedResult | None = None
@@ -681,6 +694,12 @@ class Bench:
             finally:
                 r.echo_rss.append(echo.stop())
             say(f"run {run} echo: {r.echo[-1]}")
+            echo = self._start(ECHO_AIOHTTP)
+            try:
+                r.echo_aiohttp.append(throughput(self.api, echo, sc.stream, sc.updates))
+            finally:
+                echo.stop()
+            say(f"run {run} echo on aiohttp (context, not the baseline): {r.echo_aiohttp[-1]}")
             self.url = self.dbs.fresh()
             ours = self._start("ours", self.url)
             try:
@@ -749,6 +768,7 @@ def figures(opts: Options, kind: str, r: Results) -> JSONDict:
     assert r.ours_paced and r.echo_paced and r.stored and r.expected
     ups = statistics.median(t.per_s for t in r.ours)
     echo_ups = statistics.median(t.per_s for t in r.echo)
+    echo_aio = statistics.median(t.per_s for t in r.echo_aiohttp)
     out: JSONDict = {
         "updates_per_s": round(ups, 1),
         "echo_updates_per_s": round(echo_ups, 1),
@@ -764,6 +784,8 @@ def figures(opts: Options, kind: str, r: Results) -> JSONDict:
         "echo_runs_updates_per_s": [round(t.per_s, 1) for t in r.echo],
         "cpu_ms_per_update": round(statistics.median(t.cpu_ms for t in r.ours), 2),
         "echo_cpu_ms_per_update": round(statistics.median(t.cpu_ms for t in r.echo), 2),
+        "echo_aiohttp_updates_per_s": round(echo_aio, 1),
+        "ratio_to_echo_aiohttp": round(ups / echo_aio, 3),
         "offered_per_s": round(r.ours_paced.offered_per_s, 1),
         "latency_updates": len(r.ours_paced.latencies),
         "echo_p50_ms": round(percentile_ms(r.echo_paced.latencies, 50), 1),
