@@ -129,11 +129,13 @@ class Conversation:
         self, session: Session, external_id: str, event: Event, update_id: int | None
     ) -> Step | None:
         now = self.clock()
-        if update_id is not None and not storage.claim_update(
-            session, self.channel, update_id, now
-        ):
-            return None
-        loaded = storage.load(session, self.channel, external_id)
+        if update_id is None:
+            loaded = storage.load(session, self.channel, external_id)
+        else:
+            claimed = storage.claim_and_load(session, self.channel, external_id, update_id, now)
+            if claimed is None:
+                return None  # applied before: a redelivery
+            loaded = claimed
         closed = self.closing.closed(session, now)
         if closed is not None and not still_allowed(event):  # nothing more is stored
             return Step(loaded.state, (closed_reply(self.definition, closed, self.zone),))

@@ -3,6 +3,7 @@
 from storage.db import at_head, make_engine, make_sessions, normalise_url, upgrade
 from storage.repository import (
     Loaded,
+    claim_and_load,
     claim_update,
     load,
     mark_unreachable,
@@ -14,6 +15,7 @@ from storage.repository import (
 __all__ = [
     "Loaded",
     "at_head",
+    "claim_and_load",
     "claim_update",
     "load",
     "make_engine",

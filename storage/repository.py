@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     Row,
+    ScalarSelect,
     Select,
     Table,
     bindparam,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -85,23 +87,53 @@ _JSON_FUNCTIONS = {
 }
 
 
-def _load_statement(dialect: str) -> Select[Any]:
-    """The participant's row with its answers as one JSON array of arrays (``_ANSWER_FIELDS``):
-    one round trip instead of two, which on a database server is most of a read's cost."""
+def _answers_of_participant(dialect: str) -> ScalarSelect[Any]:
+    """The participant's answers as one JSON array of arrays (``_ANSWER_FIELDS``), read in the
+    same statement as the participant: one round trip instead of two, which on a database
+    server is most of a read's cost."""
     aggregate, array = _JSON_FUNCTIONS.get(dialect, _JSON_FUNCTIONS["postgresql"])
     fields = getattr(func, array)(*(ANSWERS.c[name] for name in _ANSWER_FIELDS))
-    answers = (
+    return (
         select(getattr(func, aggregate)(fields))
         .where(ANSWERS.c.participant_id == PARTICIPANTS.c.id)
         .scalar_subquery()
     )
-    return select(PARTICIPANTS, type_coerce(answers, JSON).label("answer_list")).where(
-        PARTICIPANTS.c.channel == bindparam("channel"),
-        PARTICIPANTS.c.external_id == bindparam("external_id"),
+
+
+_THE_PARTICIPANT = (PARTICIPANTS.c.channel == bindparam("channel")) & (
+    PARTICIPANTS.c.external_id == bindparam("external_id")
+)
+
+
+def _load_statement(dialect: str) -> Select[Any]:
+    answers = type_coerce(_answers_of_participant(dialect), JSON).label("answer_list")
+    return select(PARTICIPANTS, answers).where(_THE_PARTICIPANT)
+
+
+def _claim_and_load_statement() -> Select[Any]:
+    """PostgreSQL: claim the update and read the participant in one statement. No row: the
+    update was claimed before (a redelivery). The read sees the database as the statement
+    began: if the claim had to wait for another transaction, what that one wrote is not
+    seen, and the version check of the participant's UPDATE sends the step round again."""
+    updates = cast(Table, ProcessedUpdate.__table__)
+    claimed = (
+        postgresql.insert(updates)
+        .values(
+            channel=bindparam("channel"),
+            update_id=bindparam("update_id"),
+            processed_at=bindparam("now", type_=updates.c.processed_at.type),
+        )
+        .on_conflict_do_nothing()
+        .returning(updates.c.update_id)
+        .cte("claimed")
     )
+    answers = type_coerce(_answers_of_participant("postgresql"), JSON).label("answer_list")
+    joined = claimed.outerjoin(PARTICIPANTS, _THE_PARTICIPANT)
+    return select(claimed.c.update_id, PARTICIPANTS, answers).select_from(joined)
 
 
 _LOADS: dict[str, Select[Any]] = {}
+_CLAIM_AND_LOAD = _claim_and_load_statement()
 _VERSION_IS = (PARTICIPANTS.c.id == bindparam("pid")) & (
     PARTICIPANTS.c.state_version == bindparam("version")
 )
@@ -121,6 +153,27 @@ def load(session: Session, channel: str, external_id: str) -> Loaded:
     if statement is None:
         statement = _LOADS[dialect] = _load_statement(dialect)
     row = conn.execute(statement, {"channel": channel, "external_id": external_id}).one_or_none()
+    return _loaded(row)
+
+
+def claim_and_load(
+    session: Session, channel: str, external_id: str, update_id: int, now: datetime
+) -> Loaded | None:
+    """``claim_update`` then ``load``; None if the update was claimed before. On PostgreSQL
+    in one round trip (see ``_claim_and_load_statement``)."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        if not claim_update(session, channel, update_id, now):
+            return None
+        return load(session, channel, external_id)
+    params = {"channel": channel, "external_id": external_id, "update_id": update_id, "now": now}
+    row = conn.execute(_CLAIM_AND_LOAD, params).one_or_none()
+    if row is None:
+        return None
+    return _loaded(row if row.id is not None else None)
+
+
+def _loaded(row: Row[Any] | None) -> Loaded:
     if row is None:
         return Loaded(None, None)
     found = sorted(row.answer_list or ())  # by id: the order they were first given

@@ -24,9 +24,9 @@ def defn() -> Definition:
 
 def apply(sessions: sessionmaker[Session], defn: Definition, who: str, event, update_id: int):
     with sessions.begin() as s:
-        if not storage.claim_update(s, "telegram", update_id, NOW):
+        loaded = storage.claim_and_load(s, "telegram", who, update_id, NOW)
+        if loaded is None:
             return None
-        loaded = storage.load(s, "telegram", who)
         result = step(defn, loaded.state, event)
         storage.save(s, "telegram", who, loaded, result, now=NOW, update_id=update_id)
         return result
@@ -140,3 +140,41 @@ def test_concurrent_writers_are_detected(sessions, defn) -> None:
     finally:
         s1.close()
         s2.close()
+
+
+def test_a_claim_waits_for_the_same_update_in_another_transaction(sessions, defn) -> None:
+    """Two replicas given one update: the second claim waits for the first transaction and
+    then finds the update taken (on SQLite, behind the write lock; on PostgreSQL, behind the
+    row being inserted), so the step is applied once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    apply(sessions, defn, "8", Choice("c:y"), 1)
+    first = sessions()
+    try:
+        loaded = storage.claim_and_load(first, "telegram", "8", 2, NOW)
+        assert loaded is not None and loaded.state is not None and loaded.row is not None
+
+        def second() -> object:
+            with sessions.begin() as s:
+                return storage.claim_and_load(s, "telegram", "8", 2, NOW)
+
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(second)
+            with pytest.raises(TimeoutError):
+                waiting.result(timeout=0.5)  # blocked behind the first transaction
+            storage.save(
+                first,
+                "telegram",
+                "8",
+                loaded,
+                step(defn, loaded.state, Choice("pv:elqui")),
+                now=NOW,
+                update_id=2,
+            )
+            first.commit()
+            assert waiting.result(timeout=10) is None
+    finally:
+        first.close()
+    with sessions() as s:
+        assert s.scalar(select(Participant.state_version)) == 2  # consent, then the province once
+        assert s.scalar(select(func.count()).select_from(ProcessedUpdate)) == 2
