@@ -31,11 +31,12 @@ MAX_FAILURES = 5
 """After this many failed attempts an update is confirmed anyway, so one poisoned update
 cannot stop the consultation; it is logged as an error each time."""
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-SENDERS_AT_ONCE = 8
-"""Participants processed at the same time within a batch. bench/updates.py --quick, two
-runs each (aiohttp transport): 2 gave 568-580 updates/s, 4 571-613, 8 637-661, 16 614-664,
-32 584-608 (p95 at 200/s rising to 7 ms). With httpx it was 2: httpcore scanned every open
-connection for every request."""
+SENDERS_AT_ONCE = 16
+"""Participants processed at the same time within a batch. bench/updates.py --quick: on
+SQLite 8, 16 and 32 all gave about 900 updates/s (the work is CPU in this process); on
+PostgreSQL, where a transaction waits on round trips (in a worker thread), 8 gave 472, 16
+559 and 32 570. With httpx it had to be 2: httpcore scanned every open connection for
+every request."""
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
