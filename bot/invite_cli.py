@@ -148,10 +148,22 @@ def import_contacts(
         typer.echo(f"Nothing imported: {len(problems)} problem(s).", err=True)
         raise typer.Exit(1)
     labels = {c.id: c.label for c in definition.consultation.profile.comunas()}
+    with sessions() as session:
+        invited = invitations.active_by_contact(session, fold)
+    for c in contacts:
+        if (earlier := invited.get((fold(c.name), c.comuna))) is not None:
+            typer.echo(
+                f"{file}: line {c.line}: {c.name} ({labels[c.comuna]}) is already invited "
+                f"(id {earlier}); skipped. A new link: consulta invite reissue {earlier}"
+            )
+    contacts = [c for c in contacts if (fold(c.name), c.comuna) not in invited]
     if dry_run:
         for c in contacts:
             typer.echo(f"would invite: {c.name} ({c.institution}), {labels[c.comuna]}")
-        typer.echo(f"{len(contacts)} contact(s) valid; nothing imported (--dry-run).")
+        typer.echo(f"{len(contacts)} new contact(s) valid; nothing imported (--dry-run).")
+        return
+    if not contacts:
+        typer.echo("Nothing to import: every contact in the file is already invited.")
         return
     username = bot_username(settings)  # before anything is stored: no link may be lost
     now = datetime.now(UTC)

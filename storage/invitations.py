@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -55,6 +56,17 @@ def create(
     session.add(invitation)
     session.flush()
     return invitation, token
+
+
+def active_by_contact(session: Session, key: Callable[[str], str]) -> dict[tuple[str, str], int]:
+    """The invitations not revoked, by (``key(name)``, comuna): what an import must not
+    invite again (a list imported twice, or again with a few rows added)."""
+    rows = session.execute(
+        select(Invitation.id, Invitation.name, Invitation.comuna).where(
+            Invitation.revoked_at.is_(None)
+        )
+    )
+    return {(key(name), comuna): invitation_id for invitation_id, name, comuna in rows}
 
 
 def find(session: Session, token: str) -> Invitation | None:

@@ -111,6 +111,37 @@ def joins(sessions: sessionmaker[Session], who: str, token: str, *, finished: bo
             participant.finished_at = now
 
 
+def test_importing_a_list_again_invites_only_the_new_contacts(
+    tmp_path: Path, database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    """A list imported twice, or again with rows added, must not give anyone two links."""
+    env = environment(database_url, CONSULTA_BOT_USERNAME="@consulta_bot")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(GOOD, encoding="utf-8")
+    assert consulta("invite", "import", str(contacts), env=env, cwd=tmp_path).returncode == 0
+    first = [r.id for r in stored(sessions)]
+
+    contacts.write_text(GOOD + "Eva Araya,Alcaldesa,Illapel,\n", encoding="utf-8")
+    again = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("is already invited") == 4
+    assert (
+        f"(id {first[1]}); skipped. A new link: consulta invite reissue {first[1]}" in again.stdout
+    )
+    assert "Invited 1 contact(s)" in again.stdout
+    assert [r.name for r in stored(sessions)][4:] == ["Eva Araya"]
+
+    unchanged = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
+    assert "Nothing to import: every contact in the file is already invited." in unchanged.stdout
+    assert len(stored(sessions)) == 5
+
+    revoked = consulta("invite", "revoke", str(first[0]), env=env, cwd=tmp_path)  # Ana's
+    assert revoked.returncode == 0, revoked.stderr
+    after = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
+    assert "Invited 1 contact(s)" in after.stdout  # a revoked invitation does not count
+    assert [r.name for r in stored(sessions)][5:] == ["Ana Rojas"]
+
+
 def test_import_list_revoke_reissue(
     tmp_path: Path, database_url: str, sessions: sessionmaker[Session]
 ) -> None:
@@ -225,7 +256,7 @@ def test_a_bad_file_imports_nothing_and_names_every_line(tmp_path: Path) -> None
 
     assert dry.returncode == 0, dry.stderr
     assert "would invite: Beto Díaz (Director DIDECO), Río Hurtado" in dry.stdout
-    assert "4 contact(s) valid; nothing imported (--dry-run)." in dry.stdout
+    assert "4 new contact(s) valid; nothing imported (--dry-run)." in dry.stdout
     assert "https://" not in dry.stdout
     assert count_invitations(url) == 0
 
