@@ -166,8 +166,13 @@ class Leadership:
 
     async def _call(self, function: Callable[[], T]) -> T:
         """Blocking database work off the event loop, bounded by ``timeout``: the updates
-        keep flowing while the database is slow, and a hung query counts as a failure."""
-        return await asyncio.wait_for(asyncio.to_thread(function), timeout=self.timeout)
+        keep flowing while the database is slow, and a hung query counts as a failure.
+
+        ``asyncio.timeout``, not ``wait_for``: on Python 3.11, ``wait_for`` swallows a
+        cancellation that arrives as its inner call finishes, and the election task went on
+        standing (a shutdown hung on it in tests/bot/test_leader.py)."""
+        async with asyncio.timeout(self.timeout):
+            return await asyncio.to_thread(function)
 
     def _connect(self) -> tuple[Engine, Connection]:
         """A connection of its own for the lock (returned, not stored: if it comes too
@@ -254,11 +259,19 @@ async def leadership(
     try:
         yield role
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _stop(task)
         await role.step_down()
         closing = role._abandon()
         if closing is not None:  # release the lock now: a standby can take over at once
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closing, timeout=role.timeout)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for it to end; cancel again if a cancellation was lost
+    (a library that catches ``CancelledError`` by mistake must not hang the shutdown)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()

@@ -129,3 +129,21 @@ async def test_an_unreachable_database_leaves_the_bot_serving_as_a_standby(
     async with leader.leadership(apps[0], config, retry=0.1) as role:
         await asyncio.sleep(0.5)  # a few failed attempts
         assert not role.leading and role.terms == 0
+
+
+async def test_stopping_the_election_survives_a_lost_cancellation() -> None:
+    """Python 3.11's ``wait_for`` can swallow a cancellation that arrives as its inner call
+    ends; the election task then went on and a shutdown waited for it forever."""
+    swallowed = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            swallowed.set()  # lost, as in wait_for's race
+        await asyncio.sleep(30)
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(leader._stop(task), timeout=5)
+    assert swallowed.is_set() and task.cancelled()
