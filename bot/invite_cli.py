@@ -44,6 +44,12 @@ class Contact:
     comuna: str
     contact: str | None
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """Who this is, for finding the same person twice: name (accents and case aside)
+        and comuna."""
+        return fold(self.name), self.comuna
+
 
 def read_contacts(path: Path, definition: Definition) -> tuple[list[Contact], list[str]]:
     """Every row of the CSV as a contact, and every problem as ``line N: ...``."""
@@ -80,11 +86,13 @@ def read_contacts(path: Path, definition: Definition) -> tuple[list[Contact], li
         comuna = profile.find_comuna(comuna_text)
         if comuna is None or comuna == profile.outside.id:
             problems.append(f"line {line}: unknown comuna {comuna_text!r}")
-        key = (fold(name), comuna or "")
-        if name and key in seen:
-            problems.append(f"line {line}: duplicate of line {seen[key]} ({name}, {comuna_text})")
-        seen.setdefault(key, line)
-        contacts.append(Contact(line, name, institution, comuna or "", cell("contact") or None))
+        contact = Contact(line, name, institution, comuna or "", cell("contact") or None)
+        if name and contact.key in seen:
+            problems.append(
+                f"line {line}: duplicate of line {seen[contact.key]} ({name}, {comuna_text})"
+            )
+        seen.setdefault(contact.key, line)
+        contacts.append(contact)
     if not contacts and not problems:
         problems.append("the file has no contacts")
     return contacts, problems
@@ -150,13 +158,17 @@ def import_contacts(
     labels = {c.id: c.label for c in definition.consultation.profile.comunas()}
     with sessions() as session:
         invited = invitations.active_by_contact(session, fold)
+    new: list[Contact] = []
     for c in contacts:
-        if (earlier := invited.get((fold(c.name), c.comuna))) is not None:
-            typer.echo(
-                f"{file}: line {c.line}: {c.name} ({labels[c.comuna]}) is already invited "
-                f"(id {earlier}); skipped. A new link: consulta invite reissue {earlier}"
-            )
-    contacts = [c for c in contacts if (fold(c.name), c.comuna) not in invited]
+        earlier = invited.get(c.key)
+        if earlier is None:
+            new.append(c)
+            continue
+        typer.echo(
+            f"{file}: line {c.line}: {c.name} ({labels[c.comuna]}) is already invited "
+            f"(id {earlier}); skipped. A new link: consulta invite reissue {earlier}"
+        )
+    contacts = new
     if dry_run:
         for c in contacts:
             typer.echo(f"would invite: {c.name} ({c.institution}), {labels[c.comuna]}")
