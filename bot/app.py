@@ -19,7 +19,9 @@ from bot.leader import build_scheduler, leadership
 from bot.polling import SENDERS_AT_ONCE, on_error, poll
 from bot.transport import AiohttpRequest
 
-__all__ = ["build_application", "build_scheduler", "serve", "set_commands"]
+__all__ = [
+    "build_application", "build_scheduler", "close_conversation", "serve", "set_commands",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +101,11 @@ async def serve(
                 await poll(app, stop)
         finally:
             await app.stop()
+            await close_conversation(app)
+
+
+async def close_conversation(app: Application) -> None:
+    """Close the database connections that the conversation opened on this event loop
+    (PTB calls no shutdown hook outside its own run_polling/run_webhook)."""
+    conv: Conversation = app.bot_data[handlers.CONVERSATION]
+    await conv.aclose()

@@ -48,7 +48,7 @@ from telegram.ext._utils.webhookhandler import TelegramHandler, WebhookAppClass,
 
 import storage
 from bot import logs, metrics
-from bot.app import set_commands
+from bot.app import close_conversation, set_commands
 from bot.config import Settings
 from bot.leader import leadership
 from bot.polling import ALLOWED_UPDATES, FAILED, MAX_FAILURES
@@ -341,6 +341,7 @@ async def serve_webhook(
                 if server.is_running:
                     await server.shutdown()
                 await app.stop()
+                await close_conversation(app)
     finally:
         engine.dispose()
 

@@ -1,6 +1,13 @@
 """Storage: SQLAlchemy models, engine/session setup, migrations and the queries others need."""
 
-from storage.db import at_head, make_engine, make_sessions, normalise_url, upgrade
+from storage.db import (
+    at_head,
+    make_async_engine,
+    make_engine,
+    make_sessions,
+    normalise_url,
+    upgrade,
+)
 from storage.repository import (
     Loaded,
     claim_and_load,
@@ -18,6 +25,7 @@ __all__ = [
     "claim_and_load",
     "claim_update",
     "load",
+    "make_async_engine",
     "make_engine",
     "make_sessions",
     "mark_unreachable",

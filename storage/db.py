@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, pool, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,14 @@ _INSERTS: dict[tuple[str, type[Any]], Any] = {}
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """Session factory; callers own their unit of work: ``with sessions.begin() as s:``."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_async_engine(engine: Engine, *, connections: int) -> AsyncEngine:
+    """An asyncio engine on the database of ``engine`` (PostgreSQL: psycopg's
+    ``AsyncConnection``) with a pool of its own of exactly ``connections``: callers beyond
+    that wait for a connection rather than open and close overflow ones."""
+    url = engine.url.render_as_string(hide_password=False)
+    return create_async_engine(url, pool_size=connections, max_overflow=0)
 
 
 def alembic_config(url: str) -> Config:

@@ -25,11 +25,13 @@ class FlakyConversation(Conversation):
 
     fail_once: set[int]
 
-    def handle(self, external_id: str, event: Event, update_id: int | None = None) -> Step | None:
+    async def apply(
+        self, external_id: str, event: Event, update_id: int | None = None
+    ) -> Step | None:
         if update_id in self.fail_once:
             self.fail_once.discard(update_id)
             raise ConnectionError("database unavailable")
-        return super().handle(external_id, event, update_id)
+        return await super().apply(external_id, event, update_id)
 
 
 async def test_a_failed_update_is_not_confirmed_and_comes_back(running: RunningBot) -> None:
