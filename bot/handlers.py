@@ -3,9 +3,10 @@ transaction (``Conversation.handle``), then sends the replies. Nothing else happ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from telegram import Message, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.constants import ChatType
 from telegram.error import Forbidden
 from telegram.ext import (
@@ -56,18 +57,29 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A button press: acknowledge it to Telegram, then apply it."""
+    """A button press: acknowledge it to Telegram while applying it.
+
+    The acknowledgement (it stops the button's spinner) goes out beside the transaction
+    rather than before it: the first reply then waits for one round trip fewer.
+    """
     query = update.callback_query
     assert query is not None
     if query.message is not None and query.message.chat.type != ChatType.PRIVATE:
         await query.answer()
         return
+    acknowledged = asyncio.create_task(_acknowledge(query))
+    try:
+        pressed = query.message if isinstance(query.message, Message) else None
+        await _converse(update, context, Choice(query.data or ""), pressed=pressed)
+    finally:
+        await acknowledged
+
+
+async def _acknowledge(query: CallbackQuery) -> None:
     try:
         await query.answer()
     except Exception as exc:  # the spinner stops by itself; the answer still counts
         log.info("could not answer callback query: %s", exc)
-    pressed = query.message if isinstance(query.message, Message) else None
-    await _converse(update, context, Choice(query.data or ""), pressed=pressed)
 
 
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
