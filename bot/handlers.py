@@ -1,5 +1,5 @@
 """Participant handlers: each turns a Telegram update into an engine event, applies it in one
-transaction (``Conversation.handle``), then sends the replies. Nothing else happens here."""
+transaction (``Conversation.apply``), then sends the replies. Nothing else happens here."""
 
 from __future__ import annotations
 

@@ -34,9 +34,10 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 SENDERS_AT_ONCE = 16
 """Participants processed at the same time within a batch. bench/updates.py --quick: on
 SQLite 8, 16 and 32 all gave about 900 updates/s (the work is CPU in this process); on
-PostgreSQL, where a transaction waits on round trips (in a worker thread), 8 gave 472, 16
-559 and 32 570. With httpx it had to be 2: httpcore scanned every open connection for
-every request."""
+PostgreSQL, where a transaction waits on round trips (then in a worker thread), 8 gave
+472, 16 559 and 32 570. Their transactions now share the event loop's pool of
+``bot.conversation.SERVER_CONNECTIONS``; the rest of the 16 meanwhile send replies. With
+httpx it had to be 2: httpcore scanned every open connection for every request."""
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
