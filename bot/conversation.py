@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
@@ -109,8 +110,14 @@ class Conversation:
     updates/s 65-112 -> 37-44 ms. SQLite's work is all CPU in this process: it stays
     synchronous."""
 
+    _server_bind: Engine | None = field(init=False, default=None)
+    """The database server behind ``sessions``; None on SQLite."""
+
     def __post_init__(self) -> None:
         self.closing = ClosingTime(self.definition, self.zone)
+        bind = self.sessions.kw.get("bind")
+        if bind is not None and bind.dialect.name != "sqlite":
+            self._server_bind = bind
 
     def remember_version(self) -> None:
         """Store this consultation version's text (once), for labelling old answers later."""
@@ -139,11 +146,8 @@ class Conversation:
             await server.kw["bind"].dispose()
 
     def _server_sessions(self) -> async_sessionmaker[AsyncSession] | None:
-        bind = self.sessions.kw.get("bind")
-        if bind is None or bind.dialect.name == "sqlite":
-            return None
-        if self._server is None:
-            engine = storage.make_async_engine(bind, connections=SERVER_CONNECTIONS)
+        if self._server is None and self._server_bind is not None:
+            engine = storage.make_async_engine(self._server_bind, connections=SERVER_CONNECTIONS)
             self._server = async_sessionmaker(engine, expire_on_commit=False)
         return self._server
 
