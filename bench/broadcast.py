@@ -12,7 +12,7 @@ Method
   server of ``--database-url``, dropped afterwards) is migrated with ``storage.upgrade`` and
   given ``--contacts`` invitations (``storage.invitations.create``), each accepted by a
   distinct account whose Telegram id is its chat id: the invitation's consent button
-  (``c:y:<token>``) is applied by ``bot.conversation.Conversation.handle``, as the bot does
+  (``c:y:<token>``) is applied by ``bot.services.conversation.Conversation.handle``, as the bot does
   (token checked, participant stored and bound to the invitation, one transaction). So
   every contact is a municipal participant who consented and has not finished. They
   accepted four days before the benchmark's clock (a weekday, 15:00 in Santiago, outside
@@ -22,11 +22,11 @@ Method
   with ``flood_limit_per_s=30``: more than 30 send calls accepted in one sliding second and it
   answers HTTP 429 with ``retry_after=1``, as Telegram does. The bot runs in a subprocess of
   its own (``--role sender``), so the two do not share a GIL: it builds the real application
-  with ``bot.app.build_application`` (``Settings(consulta_rate_limit=30)``, i.e. PTB's
+  with ``bot.adapter.app.build_application`` (``Settings(consulta_rate_limit=30)``, i.e. PTB's
   ``AIORateLimiter`` as Consulta configures it) and, inside ``async with app``, calls
-  ``bot.reminders.send_due`` once, which claims each reminder in the database and then sends
-  it with ``bot.render.with_retries`` (``SEND_CONCURRENCY`` at a time). Nothing but
-  127.0.0.1 is contacted; every phase has a time limit, after which the bot is killed.
+  ``bot.services.reminders.send_due`` once, which claims each reminder in the database and
+  then sends it with ``bot.adapter.sending.with_retries`` (``SEND_CONCURRENCY`` at a time).
+  Nothing but 127.0.0.1 is contacted; every phase has a time limit, after which the bot is killed.
 * **Figures.** From the calls the stand-in recorded (arrival times are ``time.monotonic()``
   in this process): the sending time runs from the first ``sendMessage`` arrival to the last
   accepted one; the rate is accepted sends per second over it (``(sent - 1) / time``: the
@@ -107,7 +107,7 @@ def seed(url: str, contacts: int) -> None:
     the consent button of the invitation, applied by ``Conversation.handle`` as the bot does
     (the invitation checked, the participant stored and bound to it, in one transaction)."""
     import storage
-    from bot.conversation import Conversation
+    from bot.services.conversation import Conversation
     from flows import load
     from flows.events import Choice
     from flows.prompts import CONSENT_YES
@@ -184,10 +184,10 @@ def stored(url: str) -> Stored:
 async def send_reminders(base_url: str, token: str, rate_limit: float) -> JSONDict:
     """Consulta's reminder run: the real application, ``send_due`` once."""
     import storage
-    from bot.app import build_application
-    from bot.config import Settings
-    from bot.conversation import Conversation
-    from bot.reminders import Policy, send_due
+    from bot.adapter.app import build_application
+    from bot.infra.config import Settings
+    from bot.services.conversation import Conversation
+    from bot.services.reminders import Policy, send_due
     from flows import load
 
     settings = Settings(
@@ -372,7 +372,7 @@ def run_phase(
 
 
 def _has_stop_button(call: Call) -> bool:
-    from bot.reminders import STOP_DATA
+    from bot.services.reminders import STOP_DATA
 
     markup = call.params.get("reply_markup")
     markup = json.loads(markup) if isinstance(markup, str) else markup or {}

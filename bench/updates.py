@@ -26,7 +26,7 @@ Method
   - *echo*: a bare PTB application (default ``Updater``, ``run_polling``) whose one handler
     sends one message per update: the baseline of ``ratio_to_echo``.
 
-  A third bot, the same echo bot on Consulta's aiohttp transport (``bot/transport.py``), is
+  A third bot, the same echo bot on Consulta's aiohttp transport (``bot/adapter/transport.py``), is
   measured too, as context: it shows how much of ours' speed is the transport, which a bare
   PTB bot could adopt as well (``echo_aiohttp_updates_per_s``, ``ratio_to_echo_aiohttp``).
 
@@ -191,8 +191,8 @@ def _next_event(
 
 
 def _reply_calls(replies: Sequence[Reply], pressed: bool) -> int:
-    """Send/edit calls ``bot.render.deliver`` makes for ``replies``."""
-    from bot.render import MAX_MESSAGE, split_text
+    """Send/edit calls ``bot.adapter.sending.deliver`` makes for ``replies``."""
+    from bot.adapter.sending import MAX_MESSAGE, split_text
 
     return sum(
         1 if r.replace and pressed and len(r.text) <= MAX_MESSAGE else len(split_text(r.text))
@@ -376,9 +376,9 @@ def predicted(sample: Script, participants: int, updates: int, answers: int) -> 
 def run_ours(base_url: str, token: str) -> None:
     """Consulta as ``consulta run`` starts it: long polling, confirmed after commit."""
     import storage
-    from bot.app import build_application, serve
-    from bot.config import Settings
-    from bot.conversation import Conversation
+    from bot.adapter.app import build_application, serve
+    from bot.infra.config import Settings
+    from bot.services.conversation import Conversation
     from flows import load
 
     settings = Settings(
@@ -397,7 +397,7 @@ def run_ours(base_url: str, token: str) -> None:
 
 def run_echo(base_url: str, token: str, *, aiohttp: bool = False) -> None:
     """A bare PTB echo bot: default Updater and run_polling, one message per update; with
-    ``aiohttp``, on Consulta's transport (bot/transport.py) instead of PTB's httpx."""
+    ``aiohttp``, on Consulta's transport (bot/adapter/transport.py) instead of PTB's httpx."""
     from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filters
 
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -409,7 +409,7 @@ def run_echo(base_url: str, token: str, *, aiohttp: bool = False) -> None:
 
     builder = Application.builder().token(token).base_url(base_url)
     if aiohttp:
-        from bot.transport import AiohttpRequest
+        from bot.adapter.transport import AiohttpRequest
 
         builder = builder.request(AiohttpRequest()).get_updates_request(AiohttpRequest(1))
     app = builder.build()

@@ -1,4 +1,5 @@
-"""The Telegram adapter and the running application: handlers, delivery, polling, CLI."""
+"""The running application, one sub-package per job: adapter (Telegram), services (what
+the adapter calls), cli (the ``consulta`` command) and infra (settings, logs, metrics)."""
 
 import os
 

@@ -48,7 +48,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No pool_pre_ping: it costs a round trip on every transaction. A connection found dead
-    # (server restarted) invalidates the pool and the caller retries: bot.conversation
+    # (server restarted) invalidates the pool and the caller retries: bot.services.conversation
     # re-applies the update at once, scheduled jobs run again at their next time.
     return create_engine(url, **kwargs)
 

@@ -127,7 +127,7 @@ async def bot(api: BotApiStandIn) -> AsyncIterator[Bot]:
     """A real PTB ``Bot`` talking to ``api`` through Consulta's transport."""
     from telegram import Bot
 
-    from bot.transport import AiohttpRequest
+    from bot.adapter.transport import AiohttpRequest
 
     async with Bot(api.token, base_url=api.base_url, request=AiohttpRequest()) as real_bot:
         yield real_bot

@@ -1,4 +1,4 @@
-"""bot.conversation: one event, one transaction, whatever happens to the connection."""
+"""bot.services.conversation: one event, one transaction, whatever happens to the connection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation import Conversation
+from bot.services.conversation import Conversation
 from flows.definition import load
 from flows.events import Start
 from storage.models import Participant, ProcessedUpdate

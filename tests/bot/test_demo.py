@@ -16,8 +16,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
 import storage
-from bot.conversation import Conversation
-from bot.demo import SimulationStats, run_demo, simulate
+from bot.cli.demo import SimulationStats, run_demo, simulate
+from bot.services.conversation import Conversation
 from flows import Definition, load, parse, step
 from flows.definition import bundled_path
 from flows.events import Command

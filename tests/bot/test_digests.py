@@ -13,10 +13,10 @@ from apscheduler.triggers.cron import CronTrigger
 from telegram.ext import Application
 
 import storage
-from bot import digests
-from bot.app import build_application
-from bot.config import Settings
-from bot.conversation import Conversation
+from bot.adapter.app import build_application
+from bot.infra.config import Settings
+from bot.services import digests
+from bot.services.conversation import Conversation
 from flows import load
 from flows.events import Choice
 from tests.helpers.botapi import BotApiStandIn
@@ -116,8 +116,8 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     was down, the bot's start runs it once (coalesced), and the next run is tomorrow 08:00."""
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
-    from bot.app import build_scheduler, serve
-    from bot.reminders import Policy
+    from bot.adapter.app import build_scheduler, serve
+    from bot.services.reminders import Policy
 
     settings = running.settings.model_copy(update={"consulta_organisers": frozenset({111})})
     running.settings = settings

@@ -1,4 +1,4 @@
-"""The scheduler's election (bot.leader), in one process: candidates with their own
+"""The scheduler's election (bot.services.leader), in one process: candidates with their own
 connections on one database. The election across real processes killed with SIGKILL is
 tests/e2e/test_election.py."""
 
@@ -14,10 +14,10 @@ from sqlalchemy import text
 from telegram.ext import Application
 
 import storage
-from bot import digests, leader
-from bot.app import build_application
-from bot.config import Settings
-from bot.conversation import Conversation
+from bot.adapter.app import build_application
+from bot.infra.config import Settings
+from bot.services import digests, leader
+from bot.services.conversation import Conversation
 from flows import load
 from tests.helpers.botapi import BotApiStandIn
 from tests.helpers.databases import POSTGRES_ONLY, SQLITE_ONLY

@@ -9,8 +9,8 @@ import logging
 import pytest
 from sqlalchemy import select
 
-from bot import logs
-from bot.conversation import Conversation
+from bot.infra import logs
+from bot.services.conversation import Conversation
 from flows.engine import Step
 from flows.events import Event
 from storage.models import Answer, ProcessedUpdate

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
 from sqlalchemy import select
 
-from bot import reminders
-from bot.app import build_application, build_scheduler, serve
-from bot.reminders import Policy, send_due
+from bot.adapter.app import build_application, build_scheduler, serve
+from bot.services import reminders
+from bot.services.reminders import Policy, send_due
 from storage import invitations
 from storage.models import Invitation, Reminder
 from tests.helpers.harness import Participant, RunningBot
@@ -70,7 +70,7 @@ def sent_reminders(bot: RunningBot) -> list[tuple[int, int]]:
 
 
 def test_the_default_policy() -> None:
-    from bot.config import Settings
+    from bot.infra.config import Settings
 
     policy = Policy.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
     assert (policy.after, policy.max_count) == (timedelta(days=3), 2)

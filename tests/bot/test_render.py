@@ -1,5 +1,5 @@
-"""bot.render sends replies through PTB's private ``Bot._post`` (no ``Message`` built from the
-answer): it must still raise PTB's exceptions, pass the rate limiter and send what
+"""bot.adapter.sending sends replies through PTB's private ``Bot._post`` (no ``Message`` built
+from the answer): it must still raise PTB's exceptions, pass the rate limiter and send what
 ``send_message``/``edit_message_text`` would."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter
 from telegram.ext import AIORateLimiter, ExtBot
 
-from bot.render import call, deliver
+from bot.adapter.sending import call, deliver
 from flows.events import Button, Reply
 from tests.helpers.botapi import BotApiStandIn
 

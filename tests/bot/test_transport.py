@@ -1,4 +1,4 @@
-"""bot.transport: PTB's requests over aiohttp must reach the Bot API as PTB's own transport
+"""bot.adapter.transport: PTB's requests over aiohttp must reach the Bot API as PTB's own transport
 would (JSON parameters, multipart uploads) and fail with PTB's exceptions."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.transport import AiohttpRequest
+from bot.adapter.transport import AiohttpRequest
 from tests.helpers.botapi import BotApiStandIn
 
 USER = 4242

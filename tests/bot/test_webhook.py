@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 import storage
-from bot.app import build_application
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.webhook import MAX_BODY, serve_webhook
+from bot.adapter.app import build_application
+from bot.adapter.webhook import MAX_BODY, serve_webhook
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation
 from flows import load
 from flows.prompts import CONSENT_YES
 from storage.models import Participant, ProcessedUpdate

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from bot import closing
-from bot.app import build_application
+from bot.adapter.app import build_application
+from bot.services import closing
 from flows import load
 from storage import closing as stored
 from storage.models import Answer, FinalSummary

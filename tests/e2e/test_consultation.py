@@ -138,7 +138,7 @@ async def test_a_blocked_participant_keeps_their_state(
     running.api.fail_next(
         "sendMessage", 403, "Forbidden: bot was blocked by the user", chat_id=ANA, times=10
     )
-    caplog.set_level(logging.WARNING, logger="bot.handlers")
+    caplog.set_level(logging.WARNING, logger="bot.adapter.handlers")
     for text in ("/menu", "/ayuda"):
         running.api.push_update(text_update(running.next_id(), ANA, text))
         await running.api.await_for(lambda: running.api.pending_count() == 0, timeout=10)

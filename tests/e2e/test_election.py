@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select, text
 
 import storage
-from bot.leader import APPLICATION_NAME, SCHEDULER_LOCK
+from bot.services.leader import APPLICATION_NAME, SCHEDULER_LOCK
 from storage.models import DigestRun
 from tests.helpers.botapi import BotApiStandIn
 from tests.helpers.databases import POSTGRES_ONLY

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 import storage
-from bot.conversation import Conversation
+from bot.services.conversation import Conversation
 from flows import load
 from flows.definition import Messages
 from flows.events import Choice

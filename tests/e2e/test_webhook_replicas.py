@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import storage
-from bot.config import Settings
+from bot.infra.config import Settings
 from flows import load
 from reports.export import answers_frame
 from tests.bot.test_webhook import SECRET, free_port, webhook_on

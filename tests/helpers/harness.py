@@ -10,9 +10,9 @@ from typing import Any
 from telegram import Update
 
 import storage
-from bot.app import build_application, serve
-from bot.config import Settings
-from bot.conversation import Conversation
+from bot.adapter.app import build_application, serve
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation
 from flows import load
 from tests.helpers.botapi import BotApiStandIn
 from tests.helpers.updates import callback_update, text_update

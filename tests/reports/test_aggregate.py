@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 import storage
-from bot.conversation import Conversation
+from bot.services.conversation import Conversation
 from flows import load
 from flows.events import Choice, Event, Text
 from reports import aggregate

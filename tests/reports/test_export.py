@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 import storage
-from bot.conversation import Conversation
+from bot.services.conversation import Conversation
 from flows import Definition, load, parse
 from flows.definition import bundled_path
 from flows.events import Choice, Start, Text

@@ -19,10 +19,10 @@ from telegram import InputFile, InputMediaPhoto, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 import storage
-from bot.config import Settings
-from bot.conversation import Conversation, utcnow
-from bot.organisers import SETTINGS, _allowed
-from bot.render import deliver, with_retries
+from bot.adapter.sending import deliver, with_retries
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation, utcnow
+from bot.services.organisers import SETTINGS, _allowed
 from flows.events import Reply
 
 if TYPE_CHECKING:  # reports/ brings pandas and matplotlib: loaded when a digest is made

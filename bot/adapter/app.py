@@ -12,12 +12,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot import handlers, organisers, reminders
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.leader import build_scheduler, leadership
-from bot.polling import SENDERS_AT_ONCE, on_error, poll
-from bot.transport import AiohttpRequest
+from bot.adapter import handlers
+from bot.adapter.polling import SENDERS_AT_ONCE, on_error, poll
+from bot.adapter.transport import AiohttpRequest
+from bot.infra.config import Settings
+from bot.services import organisers, reminders
+from bot.services.conversation import Conversation
+from bot.services.leader import build_scheduler, leadership
 
 __all__ = [
     "build_application", "build_scheduler", "close_conversation", "serve", "set_commands",
@@ -37,7 +38,7 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
         Application.builder()
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_base_url)
-        .updater(None)  # Consulta polls itself: see bot.polling
+        .updater(None)  # Consulta polls itself: see bot.adapter.polling
         .concurrent_updates(CONCURRENT_UPDATES)
         .request(AiohttpRequest(pool_size=2 * SENDERS_AT_ONCE))  # room for broadcasts beside
         .get_updates_request(AiohttpRequest(pool_size=1, read_timeout=5.0))
@@ -46,7 +47,7 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
         # One message every 1/rate s, never a burst: with overall_max_rate=rate, aiolimiter's
         # bucket lets `rate` through at once and then `rate` per second (twice the limit in
         # the first second). RetryAfter is waited out by the call that got it
-        # (bot.render.with_retries): PTB's own retries pause every call, but its limiter
+        # (bot.adapter.sending.with_retries): PTB's own retries pause every call, but its limiter
         # keeps granting meanwhile and releases them all at once, so one 429 brings the next
         # (bench/broadcast.py, 5,000 reminders: 68% of the limit and 926 429s with PTB's
         # retries, 97% and none after the first second without).
@@ -77,10 +78,10 @@ async def serve(
     policy: reminders.Policy | None = None,
 ) -> None:
     """Run the bot until SIGINT/SIGTERM (or ``stop``) with Consulta's own long polling
-    (bot.polling: an update is confirmed to Telegram only once stored; PTB's Updater, which
+    (bot.adapter.polling: an update is confirmed to Telegram only once stored; PTB's Updater, which
     confirms before handlers commit, is disabled). With a ``scheduler_factory`` (e.g.
     ``lambda: build_scheduler(settings)``), reminders and digests run on a scheduler it
-    makes, whenever this process leads the replicas (bot.leader)."""
+    makes, whenever this process leads the replicas (bot.services.leader)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

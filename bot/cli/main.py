@@ -14,9 +14,9 @@ import typer
 from pydantic import ValidationError
 
 import storage
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.invite_cli import app as invite_app
+from bot.cli.invite import app as invite_app
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation
 from flows import Definition, DefinitionError, load
 from flows.events import Button, Choice, Command, Event, Reply, Start, Text
 
@@ -71,8 +71,8 @@ def run() -> None:
     if not settings.telegram_bot_token:
         typer.echo(NO_TOKEN, err=True)
         raise typer.Exit(2)
-    from bot import logs
-    from bot.app import build_application, build_scheduler, serve
+    from bot.adapter.app import build_application, build_scheduler, serve
+    from bot.infra import logs
 
     logs.configure(settings.consulta_log_format)
 
@@ -88,7 +88,7 @@ def run() -> None:
 def webhook() -> None:
     """Run the bot as a webhook server (production): Telegram posts updates over HTTPS
     through a proxy; each is answered once stored. Migrates the database first."""
-    from bot.webhook import ConfigurationError, check_settings
+    from bot.adapter.webhook import ConfigurationError, check_settings
 
     settings = _settings()
     if not settings.telegram_bot_token:
@@ -99,11 +99,11 @@ def webhook() -> None:
     except ConfigurationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    from bot import logs
+    from bot.infra import logs
 
     logs.configure(settings.consulta_log_format)
-    from bot.app import build_application, build_scheduler
-    from bot.webhook import serve_webhook
+    from bot.adapter.app import build_application, build_scheduler
+    from bot.adapter.webhook import serve_webhook
 
     conv = _conversation(settings)
     typer.echo(
@@ -213,7 +213,7 @@ def close(
     to every participant who did not opt out (paced under Telegram's limits)."""
     from datetime import datetime
 
-    from bot.closing import file_closing
+    from bot.services.closing import file_closing
     from storage import closing
 
     settings = _settings()
@@ -264,7 +264,7 @@ def demo(
 ) -> None:
     """Simulate a consultation through the real engine in a scratch database, then write
     its report: see what Consulta does before you have a bot token."""
-    from bot.demo import run_demo
+    from bot.cli.demo import run_demo
 
     stats = run_demo(out, participants, seed=seed)
     typer.echo(f"Simulated {stats.participants} people ({stats.finished} finished, "

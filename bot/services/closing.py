@@ -3,7 +3,7 @@ every participant who did not opt out receives the final summary once.
 
 The closing time is the earlier of the file's ``closes_on`` (the end of that day in the
 consultation's time zone) and a closing recorded by ``consulta close``. The final summaries
-go out from the scheduler (one elected process, see bot.leader), paced by the application's
+go out from the scheduler (one elected process, see bot.services.leader), paced by the application's
 rate limiter; each one is claimed in the database before it is sent, so a restart or a
 second process never sends it twice, and a crash loses at most the few in flight.
 """
@@ -25,15 +25,15 @@ from flows import Definition
 from flows.events import Choice, Command, Event, Reply
 
 if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.conversation import Conversation
+    from bot.infra.config import Settings
+    from bot.services.conversation import Conversation
     from storage.closing import Recipient
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "consulta-final-summaries"
 SEND_CONCURRENCY = 32
-"""Summaries claimed and being sent at once (see bot.reminders.SEND_CONCURRENCY)."""
+"""Summaries claimed and being sent at once (see bot.services.reminders.SEND_CONCURRENCY)."""
 CHECK_EVERY = timedelta(seconds=30)
 """How stale this process's knowledge of a ``consulta close`` run elsewhere may be."""
 STILL_OPEN_TO = frozenset({"privacidad", "borrar", "ayuda", "resultados", "no_avisar"})
@@ -93,7 +93,7 @@ async def send_final_summaries(
 ) -> int:
     """Send ``text`` to each participant in ``due`` whose summary is not claimed yet;
     returns how many were delivered."""
-    from bot.render import deliver
+    from bot.adapter.sending import deliver
     from storage import closing
 
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
@@ -122,7 +122,7 @@ async def run_once(app: Application, conv: Conversation, settings: Settings,
                    now: datetime | None = None) -> int:  # fmt: skip
     """If the consultation has closed, send the final summary to whoever is still due one
     (all of them the first time, nobody afterwards); returns how many were delivered."""
-    from bot.digests import build, public_results
+    from bot.services.digests import build, public_results
     from storage import closing
 
     now = now or conv.clock()

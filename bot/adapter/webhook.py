@@ -2,12 +2,12 @@
 
 The server is PTB's own (``WebhookServer``, tornado), with our handler subclassing PTB's
 ``TelegramHandler``. PTB's handler answers 200 as soon as the update is *queued*, so a crash
-loses it (the same flaw as its polling ``Updater``, see bot.polling). Ours processes the
+loses it (the same flaw as its polling ``Updater``, see bot.adapter.polling). Ours processes the
 update inside the request (``Application.process_update``) and answers
 
 * 200 once its transaction committed (or it was recognised as a redelivery: updates are
   deduplicated by ``update_id`` in the database, whichever replica gets them);
-* 500 if the error handler marked it failed (bot.polling.FAILED), so that Telegram
+* 500 if the error handler marked it failed (bot.adapter.polling.FAILED), so that Telegram
   redelivers it; after ``MAX_FAILURES`` attempts in this process it is answered 200 anyway,
   because Telegram delivers in order and one poisoned update would hold back everyone's;
 * 403 without the right ``X-Telegram-Bot-Api-Secret-Token`` (compared in constant time,
@@ -16,13 +16,13 @@ update inside the request (``Application.process_update``) and answers
 
 The same tornado application serves ``/healthz`` (the process answers), ``/readyz`` (the
 database answers and its schema is at the newest migration; 503 otherwise, e.g. while
-another replica migrates) and ``/metrics`` (Prometheus text format, bot.metrics).
+another replica migrates) and ``/metrics`` (Prometheus text format, bot.infra.metrics).
 
 Several replicas may run behind one proxy on one PostgreSQL database: any of them may get
 any update. Within a process, one participant's updates are handled one at a time, in
 arrival order; across processes the version column of the participant's state row keeps two
 replicas from overwriting each other. The scheduler (digests, reminders) runs in one elected
-replica (bot.leader), exactly as under ``consulta run``.
+replica (bot.services.leader), exactly as under ``consulta run``.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ from telegram.ext import Application, ContextTypes
 from telegram.ext._utils.webhookhandler import TelegramHandler, WebhookAppClass, WebhookServer
 
 import storage
-from bot import logs, metrics
-from bot.app import close_conversation, set_commands
-from bot.config import Settings
-from bot.leader import leadership
-from bot.polling import ALLOWED_UPDATES, FAILED, MAX_FAILURES
+from bot.adapter.app import close_conversation, set_commands
+from bot.adapter.polling import ALLOWED_UPDATES, FAILED, MAX_FAILURES
+from bot.infra import logs, metrics
+from bot.infra.config import Settings
+from bot.services.leader import leadership
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ PROCESSING_AT_ONCE = 2
 """Updates processed at the same time in one process; the others wait their turn (answering
 Telegram later). The database work of an update blocks the event loop anyway, and more
 senders at once only make httpcore scan a longer queue for every request (see
-bot.polling.SENDERS_AT_ONCE): bench/webhook.py --quick, one replica, 32 concurrent posts:
+bot.adapter.polling.SENDERS_AT_ONCE): bench/webhook.py --quick, one replica, 32 concurrent posts:
 62 updates/s and 14.5 ms of CPU per update without this limit."""
 
 MISSING_SECRET = """\
@@ -98,7 +98,7 @@ def check_settings(settings: Settings) -> None:
 class Turns:
     """One participant's updates one at a time, in the order they arrived: Telegram may
     post several concurrently (``max_connections``), and polling also keeps each sender's
-    updates in order (bot.polling.process_batch)."""
+    updates in order (bot.adapter.polling.process_batch)."""
 
     def __init__(self) -> None:
         self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
@@ -298,8 +298,8 @@ async def serve_webhook(
     ready: asyncio.Event | None = None,
 ) -> None:
     """Serve updates posted by Telegram until SIGINT/SIGTERM (or ``stop``); with a
-    ``scheduler_factory``, run the scheduler whenever this replica leads (bot.leader), as
-    bot.app.serve does. ``ready`` is set once the server listens."""
+    ``scheduler_factory``, run the scheduler whenever this replica leads (bot.services.leader), as
+    bot.adapter.app.serve does. ``ready`` is set once the server listens."""
     check_settings(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -324,7 +324,9 @@ async def serve_webhook(
             await app.start()
             try:
                 async with contextlib.AsyncExitStack() as scheduled:
-                    if scheduler_factory is not None:  # as bot.app.serve: one leader runs it
+                    if (
+                        scheduler_factory is not None
+                    ):  # as bot.adapter.app.serve: one leader runs it
                         await scheduled.enter_async_context(
                             leadership(app, settings, scheduler_factory)
                         )

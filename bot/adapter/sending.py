@@ -3,7 +3,7 @@
 Texts are sent as plain text (no parse mode): a participant's words are echoed back as data
 and can never be read as markup. Long texts are split at line breaks under Telegram's limit.
 Network errors are retried with back-off and ``RetryAfter`` is waited out here, by the call
-that got it; PTB's rate limiter (bot/app.py) only paces the sending.
+that got it; PTB's rate limiter (bot/adapter/app.py) only paces the sending.
 
 Replies go through the call every PTB method ends in (its HTTP request, rate limiter and
 error mapping: ``Forbidden``, ``RetryAfter``, ``NetworkError``... are raised as by
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from telegram import Bot, Message
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
-from bot.metrics import SEND_RETRIES
+from bot.infra.metrics import SEND_RETRIES
 from flows.events import Reply
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from bot.config import Settings
-from bot.conversation import Conversation, utcnow
-from bot.render import with_retries
+from bot.adapter.sending import with_retries
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation, utcnow
 from storage import closing, invitations
 
 log = logging.getLogger(__name__)

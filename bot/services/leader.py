@@ -23,7 +23,7 @@ window cannot repeat what its successor did.
 
 SQLite deployments have one process: the scheduler simply runs in it, as before.
 
-Usage, by any runner (polling in ``bot.app.serve``, or a webhook server)::
+Usage, by any runner (polling in ``bot.adapter.app.serve``, or a webhook server)::
 
     async with app:
         await app.start()
@@ -47,8 +47,9 @@ from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 from telegram.ext import Application
 
-from bot import closing, digests, handlers, reminders
-from bot.config import Settings
+from bot.adapter import handlers
+from bot.infra.config import Settings
+from bot.services import closing, digests, reminders
 from storage import normalise_url
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ async def leadership(
     the duration of the ``async with`` block; see the module's docstring.
 
     ``app`` must be initialised (``async with app`` or ``await app.initialize()``) and hold
-    the conversation in ``bot_data`` (bot.app.build_application does). ``scheduler_factory``
+    the conversation in ``bot_data`` (bot.adapter.app.build_application does). ``scheduler_factory``
     makes a new, unstarted scheduler for each term (default ``build_scheduler(settings)``);
     ``policy`` defaults to the reminders' policy from ``settings``; ``retry`` to
     ``settings.consulta_leader_retry`` seconds.

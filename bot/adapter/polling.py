@@ -21,7 +21,7 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ContextTypes
 
-from bot import logs
+from bot.infra import logs
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ SENDERS_AT_ONCE = 16
 SQLite 8, 16 and 32 all gave about 900 updates/s (the work is CPU in this process); on
 PostgreSQL, where a transaction waits on round trips (then in a worker thread), 8 gave
 472, 16 559 and 32 570. Their transactions now share the event loop's pool of
-``bot.conversation.SERVER_CONNECTIONS``; the rest of the 16 meanwhile send replies. With
+``bot.services.conversation.SERVER_CONNECTIONS``; the rest of the 16 meanwhile send replies. With
 httpx it had to be 2: httpcore scanned every open connection for every request."""
 
 

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Outgoing messages per second overall; 0 turns it off."
     )
 
-    # --- consulta webhook (bot/webhook.py) ---
+    # --- consulta webhook (bot/adapter/webhook.py) ---
     consulta_webhook_listen: str = "127.0.0.1"
     consulta_webhook_port: int = Field(default=8080, ge=0, le=65535)
     consulta_webhook_path: str = Field(default="/telegram", pattern=r"^/[A-Za-z0-9_\-/.]*$")

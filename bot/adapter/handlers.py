@@ -18,9 +18,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.render import deliver, with_retries
+from bot.adapter.sending import deliver, with_retries
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation
 from flows.events import Choice, Command, Edited, Event, Start, Text, Unsupported
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def participant_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE
 
 def register(application: Application, conv: Conversation, settings: Settings) -> None:
     """All handlers: organisers' and reminders' commands first, then participants'."""
-    from bot import digests, organisers, reminders
+    from bot.services import digests, organisers, reminders
 
     application.bot_data[CONVERSATION] = conv
     application.bot_data[organisers.SETTINGS] = settings

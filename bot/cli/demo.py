@@ -25,7 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import storage
-from bot.conversation import Conversation
+from bot.services.conversation import Conversation
 from flows import Definition, Step, load
 from flows.events import (
     AnswerRecorded,

@@ -2,7 +2,8 @@
 
 Module-level, in prometheus_client's default registry (with its process metrics: CPU, RSS,
 open files): there is one bot per process, and the counters are touched from modules that
-know nothing of the webhook server (bot.render counts send retries, bot.polling errors).
+know nothing of the webhook server (bot.adapter.sending counts send retries,
+bot.adapter.polling errors).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ REJECTED = Counter(
 ERRORS = Counter("consulta_errors", "Errors that reached the application's error handler.")
 SEND_RETRIES = Counter(
     "consulta_send_retries",
-    "Bot API calls tried again after a network error or a RetryAfter (bot.render.with_retries).",
+    "Bot API calls tried again after a network error or a RetryAfter "
+    "(bot.adapter.sending.with_retries).",
 )
 IN_FLIGHT = Gauge(
     "consulta_updates_in_flight",

@@ -14,7 +14,7 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
-from bot.config import Settings
+from bot.infra.config import Settings
 from flows import Definition
 from flows.schema import fold
 from storage import invitations
@@ -132,7 +132,7 @@ def write_qr(directory: Path, invitation_id: int, name: str, url: str) -> Path:
 
 
 def _context() -> tuple[Settings, Definition, sessionmaker[Session]]:
-    from bot.cli import _definition, _settings
+    from bot.cli.main import _definition, _settings
 
     settings = _settings()
     definition = _definition(settings)

@@ -13,9 +13,9 @@ from telegram import Update
 from telegram.ext import CommandHandler, ContextTypes, filters
 
 import storage
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.render import deliver
+from bot.adapter.sending import deliver
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation
 from flows.events import Reply
 from storage import invitations
 from storage.models import Participant
