@@ -185,6 +185,7 @@ async def send_reminders(base_url: str, token: str, rate_limit: float) -> JSONDi
     """Consulta's reminder run: the real application, ``send_due`` once."""
     import storage
     from bot.adapter.app import build_application
+    from bot.adapter.sending import TelegramOutbox
     from bot.infra.config import Settings
     from bot.services.conversation import Conversation
     from bot.services.reminders import Policy, send_due
@@ -205,7 +206,7 @@ async def send_reminders(base_url: str, token: str, rate_limit: float) -> JSONDi
     async with app:
         out["started"] = time.monotonic()
         try:
-            out["sent"] = await send_due(app, conv, policy, NOW)
+            out["sent"] = await send_due(TelegramOutbox(app.bot), conv, policy, NOW)
         except Exception as exc:  # the baseline's storm ends here: report it
             out["error"] = f"{type(exc).__name__}: {exc}"
             out["leftover_tasks"] = await _drain(DRAIN_TIMEOUT)

@@ -12,11 +12,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
+from bot.adapter import context as running
 from bot.adapter import handlers
 from bot.adapter.polling import SENDERS_AT_ONCE, on_error, poll
 from bot.adapter.transport import AiohttpRequest
 from bot.infra.config import Settings
-from bot.services import organisers, reminders
+from bot.services import reminders
 from bot.services.conversation import Conversation
 from bot.services.leader import build_scheduler, leadership
 
@@ -65,7 +66,7 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
 
 async def set_commands(app: Application) -> None:
     """Fill Telegram's command menu from the message catalogue."""
-    conv = app.bot_data[handlers.CONVERSATION]
+    conv = running.conversation(app)
     descriptions = conv.definition.messages.commands
     commands = [BotCommand(name, descriptions.get(name, name)) for name in MENU_COMMANDS]
     await app.bot.set_my_commands(commands)
@@ -95,10 +96,10 @@ async def serve(
         try:
             async with contextlib.AsyncExitStack() as scheduled:
                 if scheduler_factory is not None:
-                    settings = app.bot_data[organisers.SETTINGS]
                     await scheduled.enter_async_context(
-                        leadership(app, settings, scheduler_factory, policy=policy)
-                    )
+                        leadership(running.outbox(app), running.conversation(app),
+                                   running.settings(app), scheduler_factory, policy=policy)
+                    )  # fmt: skip
                 await poll(app, stop)
         finally:
             await app.stop()
@@ -108,5 +109,4 @@ async def serve(
 async def close_conversation(app: Application) -> None:
     """Close the database connections that the conversation opened on this event loop
     (PTB calls no shutdown hook outside its own run_polling/run_webhook)."""
-    conv: Conversation = app.bot_data[handlers.CONVERSATION]
-    await conv.aclose()
+    await running.conversation(app).aclose()

@@ -18,6 +18,8 @@ from telegram.ext import (
     filters,
 )
 
+from bot.adapter import context as running
+from bot.adapter.commands import command_handlers
 from bot.adapter.sending import deliver, with_retries
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
@@ -25,20 +27,11 @@ from flows.events import Choice, Command, Edited, Event, Start, Text, Unsupporte
 
 log = logging.getLogger(__name__)
 
-CONVERSATION = "conversation"
-"""Key of the ``Conversation`` in ``application.bot_data``."""
-
 PRIVATE = filters.ChatType.PRIVATE
 UNSUPPORTED_KINDS = (
     "photo", "sticker", "voice", "video", "video_note", "audio", "document", "location",
     "venue", "contact", "animation", "poll", "dice", "game", "story",
 )  # fmt: skip
-
-
-def conversation(context: ContextTypes.DEFAULT_TYPE) -> Conversation:
-    conv = context.application.bot_data[CONVERSATION]
-    assert isinstance(conv, Conversation)
-    return conv
 
 
 async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -98,7 +91,7 @@ async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command in a group: the consultation is answered in private chats only."""
     message = update.effective_message
     assert message is not None
-    text = conversation(context).definition.messages.private_only
+    text = running.conversation(context).definition.messages.private_only
     username = context.bot.username
     await with_retries(lambda: message.reply_text(f"{text} @{username}" if username else text))
 
@@ -112,7 +105,7 @@ async def _converse(
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None:
         return
-    conv = conversation(context)
+    conv = running.conversation(context)
     result = await conv.apply(str(user.id), event, update.update_id)
     if result is None:
         log.info("update %s already processed; ignored", update.update_id)
@@ -138,10 +131,6 @@ def participant_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE
 
 
 def register(application: Application, conv: Conversation, settings: Settings) -> None:
-    """All handlers: organisers' and reminders' commands first, then participants'."""
-    from bot.services import digests, organisers, reminders
-
-    application.bot_data[CONVERSATION] = conv
-    application.bot_data[organisers.SETTINGS] = settings
-    application.add_handlers([*organisers.handlers(), *digests.handlers(), *reminders.handlers()])
-    application.add_handlers(participant_handlers())
+    """All handlers: organisers' and the other commands first, then participants'."""
+    running.attach(application, conv, settings)
+    application.add_handlers([*command_handlers(), *participant_handlers()])

@@ -63,7 +63,8 @@ async def process_batch(app: Application, updates: Sequence[Update]) -> None:
             for u in group:
                 started = time.perf_counter()
                 await app.process_update(u)
-                logs.processed(u, "failed" if u.update_id in failed else "ok", started)
+                outcome = "failed" if u.update_id in failed else "ok"
+                logs.processed(u.update_id, kind_of(u), outcome, started)
                 if u.update_id in failed:
                     return  # the rest of this sender's updates must wait for this one
 
@@ -111,6 +112,14 @@ async def poll(app: Application, stop: asyncio.Event, *, timeout: int = 25) -> N
             await app.bot.get_updates(offset=offset, timeout=0, limit=1)
         except Exception as exc:  # it will only be deduplicated at the next start
             log.info("could not confirm the last offset: %s", exc)
+
+
+def kind_of(update: Update) -> str:
+    """The update's field (message, callback_query...), for logs."""
+    for name in ("message", "edited_message", "callback_query"):
+        if getattr(update, name, None) is not None:
+            return name
+    return "other"
 
 
 def _seconds(value: object) -> float:

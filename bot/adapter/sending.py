@@ -14,16 +14,20 @@ building one cost more than the engine (``bench/updates.py --profile``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from telegram import Bot, Message
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram import Bot, InputFile, InputMediaPhoto, Message
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.infra.metrics import SEND_RETRIES
+from bot.services.errors import NotDelivered, Unreachable
+from bot.services.outbox import Document, Image
 from flows.events import Reply
 
 log = logging.getLogger(__name__)
@@ -109,3 +113,36 @@ async def deliver(
             if markup is not None and i == len(pieces) - 1:
                 params["reply_markup"] = markup
             await with_retries(partial(call, bot, "sendMessage", params))
+
+
+class TelegramOutbox:
+    """bot.services.outbox.Outbox for Telegram: PTB's bot, with retries, and Telegram's
+    errors turned into the services' (a blocked bot is ``Unreachable``)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: int, replies: Sequence[Reply]) -> None:
+        async with _as_service_errors():
+            await deliver(self.bot, chat_id, replies)
+
+    async def send_images(self, chat_id: int, images: Sequence[Image]) -> None:
+        media = [InputMediaPhoto(image.png, caption=image.caption) for image in images]
+        async with _as_service_errors():
+            await with_retries(lambda: self.bot.send_media_group(chat_id, media))
+
+    async def send_document(self, chat_id: int, document: Document) -> None:
+        file = InputFile(io.BytesIO(document.data), filename=document.filename)
+        caption = document.caption or None
+        async with _as_service_errors():
+            await with_retries(lambda: self.bot.send_document(chat_id, file, caption=caption))
+
+
+@contextlib.asynccontextmanager
+async def _as_service_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except Forbidden as exc:
+        raise Unreachable(str(exc)) from exc
+    except TelegramError as exc:
+        raise NotDelivered(str(exc)) from exc

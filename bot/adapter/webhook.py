@@ -47,8 +47,9 @@ from telegram.ext import Application, ContextTypes
 from telegram.ext._utils.webhookhandler import TelegramHandler, WebhookAppClass, WebhookServer
 
 import storage
+from bot.adapter import context as running
 from bot.adapter.app import close_conversation, set_commands
-from bot.adapter.polling import ALLOWED_UPDATES, FAILED, MAX_FAILURES
+from bot.adapter.polling import ALLOWED_UPDATES, FAILED, MAX_FAILURES, kind_of
 from bot.infra import logs, metrics
 from bot.infra.config import Settings
 from bot.services.leader import leadership
@@ -162,7 +163,7 @@ class Webhook:
         else:
             self.attempts.pop(update.update_id, None)
         metrics.UPDATES.labels(outcome).inc()
-        logs.processed(update, outcome, started)
+        logs.processed(update.update_id, kind_of(update), outcome, started)
         return outcome
 
     def ready(self) -> bool:
@@ -324,12 +325,11 @@ async def serve_webhook(
             await app.start()
             try:
                 async with contextlib.AsyncExitStack() as scheduled:
-                    if (
-                        scheduler_factory is not None
-                    ):  # as bot.adapter.app.serve: one leader runs it
+                    if scheduler_factory is not None:  # as bot.adapter.app.serve
                         await scheduled.enter_async_context(
-                            leadership(app, settings, scheduler_factory)
-                        )
+                            leadership(running.outbox(app), running.conversation(app),
+                                       settings, scheduler_factory)
+                        )  # fmt: skip
                     await server.serve_forever()
                     log.info("webhook as @%s on http://%s:%s%s", app.bot.username,
                              settings.consulta_webhook_listen, settings.consulta_webhook_port,

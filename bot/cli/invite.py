@@ -14,6 +14,7 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
+from bot.cli.common import load_definition, load_settings
 from bot.infra.config import Settings
 from flows import Definition
 from flows.schema import fold
@@ -132,10 +133,9 @@ def write_qr(directory: Path, invitation_id: int, name: str, url: str) -> Path:
 
 
 def _context() -> tuple[Settings, Definition, sessionmaker[Session]]:
-    from bot.cli.main import _definition, _settings
 
-    settings = _settings()
-    definition = _definition(settings)
+    settings = load_settings()
+    definition = load_definition(settings)
     storage.upgrade(settings.database_url)
     return settings, definition, storage.make_sessions(storage.make_engine(settings.database_url))
 

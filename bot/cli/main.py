@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 import storage
+from bot.cli.common import load_definition, load_settings, open_conversation
 from bot.cli.invite import app as invite_app
-from bot.infra.config import Settings
-from bot.services.conversation import Conversation
 from flows import Definition, DefinitionError, load
 from flows.events import Button, Choice, Command, Event, Reply, Start, Text
 
@@ -37,37 +35,10 @@ To try the consultation without Telegram, rehearse it in this terminal:  consult
 """
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        typer.echo(f"Invalid configuration:\n{exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
-def _definition(settings: Settings) -> Definition:
-    try:
-        return load(settings.consulta_file)
-    except DefinitionError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
-
-
-def _conversation(settings: Settings, channel: str = "telegram") -> Conversation:
-    definition = _definition(settings)
-    storage.upgrade(settings.database_url)
-    engine = storage.make_engine(settings.database_url)
-    conv = Conversation(
-        definition, storage.make_sessions(engine), channel=channel, zone=settings.zone
-    )
-    conv.remember_version()
-    return conv
-
-
 @app.command()
 def run() -> None:
     """Run the bot with long polling (migrates the database first)."""
-    settings = _settings()
+    settings = load_settings()
     if not settings.telegram_bot_token:
         typer.echo(NO_TOKEN, err=True)
         raise typer.Exit(2)
@@ -76,7 +47,7 @@ def run() -> None:
 
     logs.configure(settings.consulta_log_format)
 
-    conv = _conversation(settings)
+    conv = open_conversation(settings)
     typer.echo(
         f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
     )
@@ -90,7 +61,7 @@ def webhook() -> None:
     through a proxy; each is answered once stored. Migrates the database first."""
     from bot.adapter.webhook import ConfigurationError, check_settings
 
-    settings = _settings()
+    settings = load_settings()
     if not settings.telegram_bot_token:
         typer.echo(NO_TOKEN, err=True)
         raise typer.Exit(2)
@@ -105,7 +76,7 @@ def webhook() -> None:
     from bot.adapter.app import build_application, build_scheduler
     from bot.adapter.webhook import serve_webhook
 
-    conv = _conversation(settings)
+    conv = open_conversation(settings)
     typer.echo(
         f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
     )
@@ -149,7 +120,7 @@ def mermaid(definition: Definition) -> str:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (also done by `consulta run`)."""
-    settings = _settings()
+    settings = load_settings()
     storage.upgrade(settings.database_url)
     typer.echo(f"Database at the newest schema: {settings.database_url.split('@')[-1]}")
 
@@ -169,8 +140,8 @@ def export(
     """Export every answer, one row each, participants known only by their random code."""
     from reports.export import answers_frame, write
 
-    settings = _settings()
-    definition = _definition(settings)
+    settings = load_settings()
+    definition = load_definition(settings)
     storage.upgrade(settings.database_url)
     sessions = storage.make_sessions(storage.make_engine(settings.database_url))
     with sessions() as session:
@@ -188,8 +159,8 @@ def report(
 
     from reports.digest import build
 
-    settings = _settings()
-    definition = _definition(settings)
+    settings = load_settings()
+    definition = load_definition(settings)
     storage.upgrade(settings.database_url)
     sessions = storage.make_sessions(storage.make_engine(settings.database_url))
     with sessions() as session:
@@ -213,11 +184,11 @@ def close(
     to every participant who did not opt out (paced under Telegram's limits)."""
     from datetime import datetime
 
-    from bot.services.closing import file_closing
+    from bot.services.closing_time import file_closing
     from storage import closing
 
-    settings = _settings()
-    conv = _conversation(settings)
+    settings = load_settings()
+    conv = open_conversation(settings)
     now = conv.clock()
     try:
         moment = datetime.fromisoformat(at).replace(tzinfo=settings.zone) if at else now
@@ -285,8 +256,8 @@ def chat(
     Type a button's number to press it, /comando for a command, anything else as text.
     Input may be piped in; each line is one message. Ctrl-D ends.
     """
-    settings = _settings()
-    conv = _conversation(settings, channel="terminal")
+    settings = load_settings()
+    conv = open_conversation(settings, channel="terminal")
     buttons: list[Button] = []
     buttons = _show(conv.handle(participant, Start()), buttons)
     log_file = record.open("a", encoding="utf-8") if record else None

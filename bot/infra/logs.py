@@ -10,8 +10,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from telegram import Update
-
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 UPDATES = logging.getLogger("consulta.updates")
 """One line per processed update, in both modes (webhook and polling)."""
@@ -53,17 +51,9 @@ def configure(log_format: str = "text", level: int = logging.INFO) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def kind_of(update: Update) -> str:
-    """The update's field (message, callback_query...), for logs."""
-    for name in ("message", "edited_message", "callback_query"):
-        if getattr(update, name, None) is not None:
-            return name
-    return "other"
-
-
-def processed(update: Update, outcome: str, started: float) -> None:
+def processed(update_id: int, kind: str, outcome: str, started: float) -> None:
     """Log one processed update with its latency since ``started`` (``time.perf_counter``)."""
-    fields = {"update_id": update.update_id, "kind": kind_of(update), "outcome": outcome,
+    fields = {"update_id": update_id, "kind": kind, "outcome": outcome,
               "latency_ms": round((time.perf_counter() - started) * 1000, 1)}  # fmt: skip
     UPDATES.log(_per_update_level, "update %(update_id)s %(kind)s %(outcome)s %(latency_ms)s ms",
                 fields, extra={"fields": fields})  # fmt: skip

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 import storage
-from bot.services.closing import ClosingTime, closed_reply, still_allowed
+from bot.services.closing_time import ClosingTime, closed_reply, still_allowed
 from flows import Definition, Step, step
 from flows.events import Choice, Event, InviteCheck, Invited, Start
 from flows.prompts import CONSENT_YES

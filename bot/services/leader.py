@@ -23,11 +23,11 @@ window cannot repeat what its successor did.
 
 SQLite deployments have one process: the scheduler simply runs in it, as before.
 
-Usage, by any runner (polling in ``bot.adapter.app.serve``, or a webhook server)::
+Usage, by any runner (polling or the webhook server)::
 
     async with app:
         await app.start()
-        async with leadership(app, settings, lambda: build_scheduler(settings)):
+        async with leadership(outbox, conv, settings, lambda: build_scheduler(settings)):
             ...  # serve updates until asked to stop
         await app.stop()
 """
@@ -45,11 +45,11 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
-from telegram.ext import Application
 
-from bot.adapter import handlers
 from bot.infra.config import Settings
 from bot.services import closing, digests, reminders
+from bot.services.conversation import Conversation
+from bot.services.outbox import Outbox
 from storage import normalise_url
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,14 @@ class Leadership:
 
     def __init__(
         self,
-        app: Application,
+        outbox: Outbox,
+        conv: Conversation,
         settings: Settings,
         scheduler_factory: Callable[[], AsyncIOScheduler],
         policy: reminders.Policy,
         retry: float,
     ) -> None:
-        self.app, self.settings, self.policy = app, settings, policy
+        self.outbox, self.conv, self.settings, self.policy = outbox, conv, settings, policy
         self.scheduler_factory = scheduler_factory
         self.retry = retry
         self.check = retry / 2
@@ -116,12 +117,12 @@ class Leadership:
         """Start a scheduler with the stored jobs (see reminders.schedule: started paused,
         so that the stored next run times are read before the jobs are replaced)."""
         scheduler = self.scheduler_factory()
-        conv = self.app.bot_data[handlers.CONVERSATION]
+        outbox, conv = self.outbox, self.conv
         try:
             scheduler.start(paused=True)
-            reminders.schedule(scheduler, self.app, conv, self.policy)
-            digests.schedule(scheduler, self.app, conv, self.settings)
-            closing.schedule(scheduler, self.app, conv, self.settings)
+            reminders.schedule(scheduler, outbox, conv, self.policy)
+            digests.schedule(scheduler, outbox, conv, self.settings)
+            closing.schedule(scheduler, outbox, conv, self.settings)
             scheduler.resume()
         except Exception:
             if scheduler.running:
@@ -226,7 +227,8 @@ class Leadership:
 
 @contextlib.asynccontextmanager
 async def leadership(
-    app: Application,
+    outbox: Outbox,
+    conv: Conversation,
     settings: Settings,
     scheduler_factory: Callable[[], AsyncIOScheduler] | None = None,
     *,
@@ -236,14 +238,15 @@ async def leadership(
     """Run the scheduled jobs (digests, reminders) in this process whenever it leads, for
     the duration of the ``async with`` block; see the module's docstring.
 
-    ``app`` must be initialised (``async with app`` or ``await app.initialize()``) and hold
-    the conversation in ``bot_data`` (bot.adapter.app.build_application does). ``scheduler_factory``
-    makes a new, unstarted scheduler for each term (default ``build_scheduler(settings)``);
+    The jobs send through ``outbox`` (for Telegram, an initialised application's bot) and
+    act on ``conv``. ``scheduler_factory`` makes a new, unstarted scheduler for each term
+    (default ``build_scheduler(settings)``);
     ``policy`` defaults to the reminders' policy from ``settings``; ``retry`` to
     ``settings.consulta_leader_retry`` seconds.
     """
     role = Leadership(
-        app,
+        outbox,
+        conv,
         settings,
         scheduler_factory or (lambda: build_scheduler(settings)),
         policy or reminders.Policy.from_settings(settings),

@@ -1,7 +1,8 @@
-"""Organiser commands in the bot: /invitar and /avance, for the ids in CONSULTA_ORGANISERS.
+"""Organisers: who they are (``is_organiser``, the one access rule) and their commands in
+the bot, /invitar and /avance.
 
-A stranger gets a polite refusal and nothing changes. Each command claims its update id
-in the same transaction as its effect, so a redelivered /invitar creates nothing twice.
+Each command that changes something claims its update id in the same transaction as its
+effect, so a redelivered /invitar creates nothing twice.
 """
 
 from __future__ import annotations
@@ -9,33 +10,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from telegram import Update
-from telegram.ext import CommandHandler, ContextTypes, filters
 
 import storage
-from bot.adapter.sending import deliver
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
-from flows.events import Reply
 from storage import invitations
 from storage.models import Participant
 
-SETTINGS = "settings"
 
-
-def _context(context: ContextTypes.DEFAULT_TYPE) -> tuple[Conversation, Settings]:
-    data = context.application.bot_data
-    return data["conversation"], data[SETTINGS]
-
-
-async def _allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    conv, settings = _context(context)
-    user, chat = update.effective_user, update.effective_chat
-    if user is not None and user.id in settings.consulta_organisers:
-        return True
-    if chat is not None:
-        await deliver(context.bot, chat.id, [Reply(conv.definition.messages.organiser_only)])
-    return False
+def is_organiser(settings: Settings, user_id: int | None) -> bool:
+    """Whether the account ``user_id`` may use organisers' commands (CONSULTA_ORGANISERS)."""
+    return user_id is not None and user_id in settings.consulta_organisers
 
 
 def split_comuna(conv: Conversation, text: str) -> tuple[str | None, str]:
@@ -50,46 +35,39 @@ def split_comuna(conv: Conversation, text: str) -> tuple[str | None, str]:
     return None, text
 
 
-async def on_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/invitar <comuna> <nombre>: a personal link for a municipal contact."""
-    if not await _allowed(update, context):
-        return
-    conv, settings = _context(context)
+def invite(
+    conv: Conversation, settings: Settings, args: str, update_id: int, bot_username: str
+) -> str | None:
+    """/invitar <comuna> <nombre>: a personal link for a municipal contact. Returns the
+    answer for the organiser, or None if this update was already applied."""
     m = conv.definition.messages
-    assert update.effective_chat is not None
-    comuna, name = split_comuna(conv, " ".join(context.args or []))
-    labels = {c.id: c.label for c in conv.definition.consultation.profile.comunas()}
-    if not context.args:
-        text = m.invite_usage
-    elif comuna is None:
-        names = ", ".join(label for cid, label in labels.items() if cid != "fuera_region")
-        text = m.invite_unknown_comuna.format(text=" ".join(context.args), comunas=names)
-    elif not name:
-        text = m.invite_usage
-    else:
-        institution = m.invite_institution.format(comuna=labels[comuna])
-        now = conv.clock()
-        ttl = timedelta(days=settings.consulta_invite_days)
-        with conv.sessions.begin() as session:
-            if not storage.claim_update(session, conv.channel, update.update_id, now):
-                return
-            invitation, token = invitations.create(
-                session, name=name, institution=institution, comuna=comuna, contact=None,
-                now=now, ttl=ttl,
-            )  # fmt: skip
-            invitation_id = invitation.id
-        expires = (now + ttl).astimezone(settings.zone).strftime("%d-%m-%Y")
-        link = f"https://t.me/{context.bot.username}?start={token}"
-        text = m.invite_created.format(id=invitation_id, name=name, institution=institution,
-                                       expires=expires, link=link)  # fmt: skip
-    await deliver(context.bot, update.effective_chat.id, [Reply(text)])
+    profile = conv.definition.consultation.profile
+    comuna, name = split_comuna(conv, args)
+    labels = {c.id: c.label for c in profile.comunas()}
+    if not args.strip() or (comuna is not None and not name):
+        return m.invite_usage
+    if comuna is None:
+        names = ", ".join(label for cid, label in labels.items() if cid != profile.outside.id)
+        return m.invite_unknown_comuna.format(text=args.strip(), comunas=names)
+    institution = m.invite_institution.format(comuna=labels[comuna])
+    now = conv.clock()
+    ttl = timedelta(days=settings.consulta_invite_days)
+    with conv.sessions.begin() as session:
+        if not storage.claim_update(session, conv.channel, update_id, now):
+            return None
+        invitation, token = invitations.create(
+            session, name=name, institution=institution, comuna=comuna, contact=None,
+            now=now, ttl=ttl,
+        )  # fmt: skip
+        invitation_id = invitation.id
+    expires = (now + ttl).astimezone(settings.zone).strftime("%d-%m-%Y")
+    link = f"https://t.me/{bot_username}?start={token}"
+    return m.invite_created.format(id=invitation_id, name=name, institution=institution,
+                                   expires=expires, link=link)  # fmt: skip
 
 
-async def on_progress(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def progress(conv: Conversation) -> str:
     """/avance: per comuna, invited / joined / finished, municipal contacts and citizens apart."""
-    if not await _allowed(update, context):
-        return
-    conv, _ = _context(context)
     m = conv.definition.messages
     comunas = conv.definition.consultation.profile.comunas()
     labels = {c.id: c.label for c in comunas}
@@ -103,13 +81,4 @@ async def on_progress(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         counts = {k: v for k, v in vars(r).items() if k != "comuna"}
         lines.append(m.progress_line.format(comuna=labels.get(r.comuna, r.comuna), **counts))
     lines += ["", m.progress_totals.format(participants=participants, finished=finished)]
-    assert update.effective_chat is not None
-    await deliver(context.bot, update.effective_chat.id, [Reply("\n".join(lines))])
-
-
-def handlers() -> list[CommandHandler]:
-    private = filters.ChatType.PRIVATE
-    return [
-        CommandHandler("invitar", on_invite, filters=private),
-        CommandHandler("avance", on_progress, filters=private),
-    ]
+    return "\n".join(lines)

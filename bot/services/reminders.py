@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import Forbidden, TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from apscheduler.schedulers.base import BaseScheduler
 
-from bot.adapter.sending import with_retries
 from bot.infra.config import Settings
-from bot.services.conversation import Conversation, utcnow
+from bot.services import jobs
+from bot.services.conversation import Conversation
+from bot.services.errors import NotDelivered, Unreachable
+from bot.services.outbox import Outbox
+from flows.events import Button, Reply
 from storage import closing, invitations
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Policy:
 
 
 async def send_due(
-    app: Application,
+    outbox: Outbox,
     conv: Conversation,
     policy: Policy,
     now: datetime | None = None,
@@ -80,9 +80,7 @@ async def send_due(
         due = invitations.due_reminders(session, now, after=policy.after,
                                         max_count=policy.max_count)  # fmt: skip
     m = conv.definition.messages
-    markup = InlineKeyboardMarkup(
-        [[InlineKeyboardButton(m.btn_stop_reminders, callback_data=STOP_DATA)]]
-    )
+    buttons = ((Button(m.btn_stop_reminders, STOP_DATA),),)
 
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
 
@@ -93,14 +91,12 @@ async def send_due(
                     return False  # already sent by another run or process
             text = m.reminder.format(name=item.name, title=conv.definition.consultation.title)
             try:
-                await with_retries(
-                    lambda: app.bot.send_message(int(item.external_id), text, reply_markup=markup)
-                )
-            except Forbidden:
+                await outbox.send(int(item.external_id), [Reply(text, buttons)])
+            except Unreachable:
                 if conv.mark_unreachable(item.external_id):
                     log.warning("invited contact %s unreachable", item.invitation_id)
                 return False
-            except TelegramError:  # retries exhausted: at most once, never twice
+            except NotDelivered:  # retries exhausted: at most once, never twice
                 log.exception("reminder %s/%s not delivered", item.invitation_id, item.seq)
                 return False
             return True
@@ -111,66 +107,18 @@ async def send_due(
     return count
 
 
-async def on_stop_reminders(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def stop(conv: Conversation, external_id: str) -> str:
     """/no_avisar (or /no_recordar, its older name) or the button on a reminder: no more
     reminders for this account, nor the final summary when the consultation closes."""
-    conv: Conversation = context.application.bot_data["conversation"]
-    user = update.effective_user
-    if user is None:
-        return
-    if update.callback_query is not None:
-        await update.callback_query.answer()
     with conv.sessions.begin() as session:
-        found = invitations.opt_out(session, str(user.id))
-        found |= closing.opt_out(session, conv.channel, str(user.id), conv.clock())
+        found = invitations.opt_out(session, external_id)
+        found |= closing.opt_out(session, conv.channel, external_id, conv.clock())
     m = conv.definition.messages
-    chat = update.effective_chat
-    if chat is not None:
-        text = m.reminders_stopped if found else m.no_reminders
-        await with_retries(lambda: context.bot.send_message(chat.id, text))
+    return m.reminders_stopped if found else m.no_reminders
 
 
-def handlers() -> list[CommandHandler | CallbackQueryHandler]:
-    return [
-        CommandHandler(["no_avisar", "no_recordar"], on_stop_reminders),
-        CallbackQueryHandler(on_stop_reminders, pattern=f"^{STOP_DATA}$"),
-    ]
-
-
-_RUNTIME: dict[str, object] = {}
-"""The running application, for the persisted job (APScheduler stores a reference to a
-module-level function, not to live objects)."""
-
-
-async def scheduled_run() -> None:
-    app, conv, policy = _RUNTIME["app"], _RUNTIME["conv"], _RUNTIME["policy"]
-    clock: Callable[[], datetime] = getattr(conv, "clock", utcnow)
-    await send_due(app, conv, policy, clock())  # type: ignore[arg-type]
-
-
-def schedule(
-    scheduler: object,
-    app: Application,
-    conv: Conversation,
-    policy: Policy,
-) -> None:
-    """Add (or keep) the hourly reminder job in a persistent APScheduler.
-
-    Call it with the scheduler started paused (``start(paused=True)``, then ``resume()``), so
-    that the job stored by the previous process can be read: its next run time is kept, and
-    a run missed while the bot was down happens once at start. (Replacing the job without it
-    would compute the next run time from now, and the missed run would be lost.)"""
-    _RUNTIME.update(app=app, conv=conv, policy=policy)
-    stored = scheduler.get_job(JOB_ID)  # type: ignore[attr-defined]
-    keep = {"next_run_time": stored.next_run_time} if stored and stored.next_run_time else {}
-    scheduler.add_job(  # type: ignore[attr-defined]
-        scheduled_run,
-        "cron",
-        minute=0,
-        id=JOB_ID,
-        replace_existing=True,
-        coalesce=True,  # several missed runs → one
-        misfire_grace_time=None,  # a run missed while down still happens, at start
-        max_instances=1,
-        **keep,
-    )
+def schedule(scheduler: BaseScheduler, outbox: Outbox, conv: Conversation, policy: Policy) -> None:
+    """Add (or keep) the hourly reminder job in a persistent APScheduler, started paused
+    (see bot.services.jobs.add: a run missed while the bot was down happens once at start)."""
+    jobs.add(scheduler, JOB_ID, lambda: send_due(outbox, conv, policy, conv.clock()), "cron",
+             minute=0)  # fmt: skip

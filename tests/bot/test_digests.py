@@ -14,6 +14,7 @@ from telegram.ext import Application
 
 import storage
 from bot.adapter.app import build_application
+from bot.adapter.sending import TelegramOutbox
 from bot.infra.config import Settings
 from bot.services import digests
 from bot.services.conversation import Conversation
@@ -76,7 +77,7 @@ async def test_each_organiser_gets_text_album_and_table_once(
     organiser_app: tuple[Application, Conversation, Settings],  # type: ignore[type-arg]
 ) -> None:
     app, conv, settings = organiser_app
-    assert await digests.scheduled(app, conv, settings, NOW)
+    assert await digests.scheduled(TelegramOutbox(app.bot), conv, settings, NOW)
     for organiser in ORGANISERS:
         methods = [c.method for c in api.sent_to(organiser)]
         assert methods == ["sendMessage", "sendMediaGroup", "sendDocument"]
@@ -89,11 +90,13 @@ async def test_each_organiser_gets_text_album_and_table_once(
     )  # and only there
 
     api.clear_calls()
-    assert not await digests.scheduled(app, conv, settings, NOW + timedelta(hours=1))
+    assert not await digests.scheduled(
+        TelegramOutbox(app.bot), conv, settings, NOW + timedelta(hours=1)
+    )
     assert api.calls_of("sendMessage") == []  # the same period is never sent twice
 
     next_day = NOW + timedelta(days=1)
-    assert await digests.scheduled(app, conv, settings, next_day)
+    assert await digests.scheduled(TelegramOutbox(app.bot), conv, settings, next_day)
     texts = api.texts_to(ORGANISERS[0])
     assert len(texts) == 1 and "sin respuestas nuevas" in texts[0]
     assert api.calls_of("sendMediaGroup") == []
@@ -125,8 +128,8 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     real_now = datetime.now(UTC)
     earlier = build_scheduler(settings)
     earlier.start(paused=True)
-    digests.schedule(earlier, build_application(settings, running.conversation),
-                     running.conversation, settings)  # fmt: skip
+    outbox = TelegramOutbox(build_application(settings, running.conversation).bot)
+    digests.schedule(earlier, outbox, running.conversation, settings)
     earlier.modify_job(digests.JOB_ID, next_run_time=real_now - timedelta(days=3, minutes=1))
     earlier.shutdown(wait=False)
 

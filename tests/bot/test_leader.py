@@ -14,7 +14,9 @@ from sqlalchemy import text
 from telegram.ext import Application
 
 import storage
+from bot.adapter import context as running
 from bot.adapter.app import build_application
+from bot.adapter.sending import TelegramOutbox
 from bot.infra.config import Settings
 from bot.services import digests, leader
 from bot.services.conversation import Conversation
@@ -39,6 +41,11 @@ async def apps(api: BotApiStandIn, database_url: str) -> AsyncIterator[list[Appl
     engine.dispose()
 
 
+def role_of(app: Application) -> tuple[TelegramOutbox, Conversation]:  # type: ignore[type-arg]
+    """What a replica's leadership acts with: its outbox and its conversation."""
+    return running.outbox(app), running.conversation(app)
+
+
 def settings(api: BotApiStandIn, database_url: str) -> Settings:
     return Settings(telegram_bot_token=api.token, telegram_base_url=api.base_url,
                     database_url=database_url, consulta_rate_limit=0,
@@ -53,11 +60,13 @@ async def until(condition: object, api: BotApiStandIn, timeout: float = 10) -> N
 async def test_one_leads_and_the_other_takes_over_when_it_leaves(
     api: BotApiStandIn, apps: list[Application], database_url: str
 ) -> None:
-    config = apps[0].bot_data["settings"]
+    config = running.settings(apps[0])
     async with contextlib.AsyncExitStack() as stack:
-        first = await stack.enter_async_context(leader.leadership(apps[0], config, retry=RETRY))
+        first = await stack.enter_async_context(
+            leader.leadership(*role_of(apps[0]), config, retry=RETRY)
+        )
         await until(lambda: first.leading, api)
-        async with leader.leadership(apps[1], config, retry=RETRY) as second:
+        async with leader.leadership(*role_of(apps[1]), config, retry=RETRY) as second:
             await asyncio.sleep(4 * RETRY)  # several attempts, all refused
             assert first.leading and not second.leading and second.terms == 0
             await stack.aclose()  # the leader shuts down: its lock is released
@@ -73,13 +82,13 @@ async def test_a_leader_that_loses_its_session_stops_its_scheduler(
     """The lock's session is killed on the server (as when the network between the leader
     and the database breaks): the leader stops its scheduler, the standby takes over, and
     the old leader stands again as a standby. The digest job keeps its stored next run."""
-    config = apps[0].bot_data["settings"]
-    async with leader.leadership(apps[0], config, retry=RETRY) as first:
+    config = running.settings(apps[0])
+    async with leader.leadership(*role_of(apps[0]), config, retry=RETRY) as first:
         await until(lambda: first.leading, api)
         assert first.scheduler is not None
         next_digest = datetime.now(UTC) + timedelta(hours=5)
         first.scheduler.modify_job(digests.JOB_ID, next_run_time=next_digest)
-        async with leader.leadership(apps[1], config, retry=RETRY) as second:
+        async with leader.leadership(*role_of(apps[1]), config, retry=RETRY) as second:
             await asyncio.sleep(2 * RETRY)
             assert not second.leading
             admin = storage.make_engine(database_url)
@@ -106,9 +115,9 @@ async def test_a_leader_that_loses_its_session_stops_its_scheduler(
 
 @SQLITE_ONLY
 async def test_on_sqlite_the_scheduler_runs_in_process(apps: list[Application]) -> None:
-    config = apps[0].bot_data["settings"]
+    config = running.settings(apps[0])
     assert not leader.elects(config)
-    async with leader.leadership(apps[0], config) as role:
+    async with leader.leadership(*role_of(apps[0]), config) as role:
         assert role.leading and role.scheduler is not None and role.scheduler.running
         scheduler = role.scheduler
     assert not role.leading and not scheduler.running
@@ -120,13 +129,11 @@ async def test_an_unreachable_database_leaves_the_bot_serving_as_a_standby(
 ) -> None:
     """No PostgreSQL server answers: the election fails, is retried, and the rest of the
     bot is not disturbed (no exception leaves the context, nothing leads)."""
-    config = (
-        apps[0]
-        .bot_data["settings"]
-        .model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"})
+    config = running.settings(apps[0]).model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"}
     )
     assert leader.elects(config)
-    async with leader.leadership(apps[0], config, retry=0.1) as role:
+    async with leader.leadership(*role_of(apps[0]), config, retry=0.1) as role:
         await asyncio.sleep(0.5)  # a few failed attempts
         assert not role.leading and role.terms == 0
 

@@ -12,6 +12,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MI
 from sqlalchemy import select
 
 from bot.adapter.app import build_application, build_scheduler, serve
+from bot.adapter.sending import TelegramOutbox
 from bot.services import reminders
 from bot.services.reminders import Policy, send_due
 from storage import invitations
@@ -56,7 +57,9 @@ async def run(bot: RunningBot, now: datetime) -> int:
     """One run of the reminder job, by a new Application (as the scheduler's process)."""
     app = build_application(bot.settings, bot.conversation)
     async with app:
-        return await send_due(app, bot.conversation, Policy.from_settings(bot.settings), now)
+        return await send_due(
+            TelegramOutbox(app.bot), bot.conversation, Policy.from_settings(bot.settings), now
+        )
 
 
 def reminders_to(bot: RunningBot, user_id: int) -> list[str]:
@@ -149,7 +152,7 @@ async def test_a_run_missed_while_down_happens_once_at_start(running: RunningBot
     app = build_application(running.settings, running.conversation)
     earlier = build_scheduler(running.settings)
     earlier.start(paused=True)
-    reminders.schedule(earlier, app, running.conversation, policy)
+    reminders.schedule(earlier, TelegramOutbox(app.bot), running.conversation, policy)
     job = earlier.get_job(reminders.JOB_ID)
     assert job is not None and job.next_run_time > real_now
     earlier.modify_job(reminders.JOB_ID, next_run_time=real_now - timedelta(hours=5, minutes=1))

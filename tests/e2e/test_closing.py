@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot.adapter.app import build_application
-from bot.services import closing
+from bot.adapter.sending import TelegramOutbox
+from bot.services import closing, closing_time
 from flows import load
 from storage import closing as stored
 from storage.models import Answer, FinalSummary
@@ -28,7 +29,7 @@ async def run_once(bot: RunningBot, now: datetime) -> int:
     """One run of the closing job, by a new Application (as the scheduler's process)."""
     app = build_application(bot.settings, bot.conversation)
     async with app:
-        return await closing.run_once(app, bot.conversation, bot.settings, now)
+        return await closing.run_once(TelegramOutbox(app.bot), bot.conversation, bot.settings, now)
 
 
 def answers(bot: RunningBot) -> int:
@@ -54,7 +55,8 @@ async def test_after_closing_answers_are_refused_and_each_participant_gets_the_s
     assert await run_once(running, now) == 0  # not closed: nothing sent
     with running.conversation.sessions.begin() as s:
         stored.record(s, running.conversation.definition.consultation.id, now, now)
-    running.conversation.closing = closing.ClosingTime(running.conversation.definition, SANTIAGO)
+    conv = running.conversation
+    conv.closing = closing_time.ClosingTime(conv.definition, SANTIAGO)
     before = answers(running)
 
     (reply,) = await ana.send("Más intercambio con Perú")
@@ -85,17 +87,18 @@ async def test_results_are_shown_after_closing_even_with_few_participants(
     now = datetime.now(UTC)
     with running.conversation.sessions.begin() as s:
         stored.record(s, running.conversation.definition.consultation.id, now, now)
-    running.conversation.closing = closing.ClosingTime(running.conversation.definition, SANTIAGO)
+    conv = running.conversation
+    conv.closing = closing_time.ClosingTime(conv.definition, SANTIAGO)
     (after,) = await ana.send("/resultados")
     assert after.startswith(running.conversation.definition.messages.results_header)
 
 
 def test_the_file_closes_at_the_end_of_its_day_in_the_consultation_zone() -> None:
     definition = load()
-    assert closing.file_closing(definition, SANTIAGO) is None
+    assert closing_time.file_closing(definition, SANTIAGO) is None
     dated = definition.consultation.model_copy(update={"closes_on": date(2026, 12, 31)})
-    moment = closing.file_closing(type(definition)(**{**vars(definition), "consultation": dated}),
-                                  SANTIAGO)  # fmt: skip
+    redated = type(definition)(**{**vars(definition), "consultation": dated})
+    moment = closing_time.file_closing(redated, SANTIAGO)
     assert moment == datetime(2027, 1, 1, 0, 0, tzinfo=SANTIAGO)
     assert moment.astimezone(UTC) == datetime(2027, 1, 1, 3, 0, tzinfo=UTC)  # summer: UTC-3
 

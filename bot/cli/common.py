@@ -1,0 +1,42 @@
+"""What every command of the command line starts from: the settings, the consultation
+file and, for the commands that converse, the migrated database."""
+
+from __future__ import annotations
+
+import typer
+from pydantic import ValidationError
+
+import storage
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation
+from flows import Definition, DefinitionError, load
+
+
+def load_settings() -> Settings:
+    """The settings, or exit 2 with what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.echo(f"Invalid configuration:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def load_definition(settings: Settings) -> Definition:
+    """The consultation file of ``settings``, or exit 1 with where it is wrong."""
+    try:
+        return load(settings.consulta_file)
+    except DefinitionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+
+
+def open_conversation(settings: Settings, channel: str = "telegram") -> Conversation:
+    """A conversation on the migrated database of ``settings``."""
+    definition = load_definition(settings)
+    storage.upgrade(settings.database_url)
+    engine = storage.make_engine(settings.database_url)
+    conv = Conversation(
+        definition, storage.make_sessions(engine), channel=channel, zone=settings.zone
+    )
+    conv.remember_version()
+    return conv
