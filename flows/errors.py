@@ -31,7 +31,3 @@ class DefinitionError(ConsultaError):
         self.problems = problems
         lines = "\n".join(f"  {source}: {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
-
-
-class InvalidState(ConsultaError):
-    """A stored state that does not fit the engine (a bug or a hand-edited database)."""

@@ -10,7 +10,6 @@ examples of a theme, as data (plain text, never markup).
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -105,9 +104,6 @@ class Digest:
         (directory / "digest.md").write_text(self.markdown(), encoding="utf-8")
         return [*written, directory / "resultado.xlsx", directory / "resultado.csv",
                 directory / "digest.md"]  # fmt: skip
-
-
-Grouper = Callable[[list[str]], list[ThemeSummary]]
 
 
 def build(

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, pool, text
+from sqlalchemy import Connection, Engine, create_engine, event, pool, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -29,7 +29,37 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 0x436F6E01
 """First key of the PostgreSQL advisory lock held while migrating; the second is the hash of
 the schema being migrated (replicas of one deployment share it; other schemas, such as the
-tests', do not wait for each other). The scheduler's election uses another first key."""
+tests', do not wait for each other)."""
+SCHEDULER_LOCK = 0x436F6E02
+"""First key of the scheduler's election lock (bot.services.leader); the second, the schema's."""
+_SCHEMA_KEY = "hashtext(coalesce(current_schema(), ''))"
+"""The lock's second key. coalesce: with no schema on the search path, hashtext(NULL) would
+make the (strict) lock functions return NULL without locking anything."""
+
+
+def try_advisory_lock(conn: Connection, namespace: int) -> bool:
+    """Take the session-level advisory lock ``namespace`` of this schema if it is free."""
+    query = text(f"SELECT pg_try_advisory_lock(:ns, {_SCHEMA_KEY})")
+    return bool(conn.scalar(query, {"ns": namespace}))
+
+
+def advisory_lock(conn: Connection, namespace: int) -> None:
+    """Wait for the session-level advisory lock ``namespace`` of this schema."""
+    conn.execute(text(f"SELECT pg_advisory_lock(:ns, {_SCHEMA_KEY})"), {"ns": namespace})
+
+
+def advisory_unlock(conn: Connection, namespace: int) -> None:
+    conn.execute(text(f"SELECT pg_advisory_unlock(:ns, {_SCHEMA_KEY})"), {"ns": namespace})
+
+
+def holds_advisory_lock(conn: Connection, namespace: int) -> bool:
+    """Whether this very session holds the lock ``namespace`` (not merely whether the
+    connection answers: a pool may have replaced a broken connection with a new session)."""
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND pid = pg_backend_pid() AND classid = :ns AND objsubid = 2"
+    )
+    return bool(conn.scalar(query, {"ns": namespace}))
 
 
 def normalise_url(url: str) -> str:
@@ -128,19 +158,15 @@ def migration_lock(url: str) -> Iterator[None]:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         engine = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
-        key = {"ns": MIGRATION_LOCK}
         try:
             with engine.connect() as conn:
-                # coalesce: with no schema on the search path, hashtext(NULL) would make
-                # the (strict) lock function return NULL without locking anything.
-                schema = "hashtext(coalesce(current_schema(), ''))"
-                if not conn.scalar(text(f"SELECT pg_try_advisory_lock(:ns, {schema})"), key):
+                if not try_advisory_lock(conn, MIGRATION_LOCK):
                     log.info("another process is migrating the database; waiting for it")
-                    conn.execute(text(f"SELECT pg_advisory_lock(:ns, {schema})"), key)
+                    advisory_lock(conn, MIGRATION_LOCK)
                 try:
                     yield
                 finally:
-                    conn.execute(text(f"SELECT pg_advisory_unlock(:ns, {schema})"), key)
+                    advisory_unlock(conn, MIGRATION_LOCK)
         finally:
             engine.dispose()
         return

@@ -358,11 +358,6 @@ def remember_version(session: Session, defn: Definition, now: datetime) -> None:
         )
 
 
-def versions(session: Session) -> list[ConsultationVersion]:
-    """Every stored version, oldest first."""
-    return list(session.scalars(select(ConsultationVersion).order_by("first_seen_at")))
-
-
 def mark_unreachable(session: Session, channel: str, external_id: str, now: datetime) -> bool:
     """Note that a participant cannot be reached (e.g. blocked the bot); True the first time."""
     result = session.execute(

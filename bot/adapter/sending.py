@@ -29,6 +29,7 @@ from bot.infra.metrics import SEND_RETRIES
 from bot.services.errors import NotDelivered, Unreachable
 from bot.services.outbox import Document, Image
 from flows.events import Reply
+from flows.prompts import split_text
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,6 @@ def keyboard(reply: Reply) -> dict[str, Any] | None:
         return None
     rows = [[{"text": b.label, "callback_data": b.data} for b in row] for row in reply.buttons]
     return {"inline_keyboard": rows}
-
-
-def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
-    """Cut ``text`` into pieces of at most ``limit`` characters, at line breaks if possible."""
-    pieces: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > 0 else limit
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return [*pieces, text]
 
 
 async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
@@ -107,7 +97,7 @@ async def deliver(
                 if "not modified" in str(exc).lower():
                     continue
                 log.info("could not edit message %s (%s); sending anew", pressed.message_id, exc)
-        pieces = split_text(reply.text)
+        pieces = split_text(reply.text, MAX_MESSAGE)
         for i, piece in enumerate(pieces):
             params = {"chat_id": chat_id, "text": piece}
             if markup is not None and i == len(pieces) - 1:

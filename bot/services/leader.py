@@ -51,13 +51,10 @@ from bot.services import closing, digests, reminders
 from bot.services.conversation import Conversation
 from bot.services.outbox import Outbox
 from storage import normalise_url
+from storage.db import SCHEDULER_LOCK, holds_advisory_lock, try_advisory_lock
 
 log = logging.getLogger(__name__)
 
-SCHEDULER_LOCK = 0x436F6E02
-"""First key of the scheduler's advisory lock (storage.db.MIGRATION_LOCK is 0x436F6E01);
-the second is the hash of the schema, as for migrations."""
-SCHEMA_KEY = "hashtext(coalesce(current_schema(), ''))"
 APPLICATION_NAME = "consulta-scheduler"
 """The lock's session shows as ``consulta-scheduler:<pid>`` in ``pg_stat_activity``: which
 process of which machine leads is one query away."""
@@ -195,18 +192,11 @@ class Leadership:
 
     def _try_lock(self) -> bool:
         assert self._conn is not None
-        query = text(f"SELECT pg_try_advisory_lock(:ns, {SCHEMA_KEY})")
-        return bool(self._conn.scalar(query, {"ns": SCHEDULER_LOCK}))
+        return try_advisory_lock(self._conn, SCHEDULER_LOCK)
 
     def _holds_lock(self) -> bool:
-        """Ask the server whether this very session holds the lock (not merely whether the
-        connection answers: SQLAlchemy may have replaced a broken one with a new session)."""
         assert self._conn is not None
-        query = text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND pid = pg_backend_pid() AND classid = :ns AND objsubid = 2"
-        )
-        return bool(self._conn.scalar(query, {"ns": SCHEDULER_LOCK}))
+        return holds_advisory_lock(self._conn, SCHEDULER_LOCK)
 
     def _abandon(self) -> asyncio.Future[None] | None:
         """Drop the lock's connection (closing the session releases the lock); in a thread
