@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import insert_if_absent
+from storage.errors import InvitationTaken
 from storage.models import Invitation, Participant, Reminder
 
 TOKEN_BYTES = 24
@@ -88,10 +89,6 @@ def check(invitation: Invitation | None, external_id: str, now: datetime) -> Ver
     if aware(invitation.expires_at) <= now:
         return "expired"
     return "ok"
-
-
-class InvitationTaken(Exception):
-    """Another account accepted this invitation first (a race between two accounts)."""
 
 
 def accept(

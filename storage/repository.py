@@ -27,12 +27,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from flows import Definition, State, Step
 from flows import events as ev
 from storage import invitations
 from storage.db import insert_if_absent
+from storage.errors import StaleParticipant
 from storage.models import (
     Answer,
     ConsultationVersion,
@@ -208,7 +208,7 @@ def save(
     participant's id is returned (None if nobody is stored, e.g. after /borrar).
 
     A step that changed nothing (bad input, help texts) writes nothing: not even the
-    participant's ``updated_at`` or state version moves. Raises ``StaleDataError`` if another
+    participant's ``updated_at`` or state version moves. Raises ``StaleParticipant`` if another
     transaction saved this participant since ``loaded`` was read.
     """
     row = loaded.row
@@ -329,7 +329,7 @@ def _version(row: Row[Any]) -> dict[str, int]:
 def _expect_one(result: Any) -> None:
     """The participant was written by someone else since it was read: re-apply the step."""
     if result.rowcount != 1:
-        raise StaleDataError("participant changed by another transaction")
+        raise StaleParticipant("participant changed by another transaction")
 
 
 def _to_event_answer(a: dict[str, Any]) -> ev.Answer:

@@ -16,7 +16,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 import storage
 from bot.services.closing_time import ClosingTime, closed_reply, still_allowed
@@ -24,6 +23,7 @@ from flows import Definition, Step, step
 from flows.events import Choice, Event, InviteCheck, Invited, Start
 from flows.prompts import CONSENT_YES
 from storage import invitations
+from storage.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _token_of(event: Event) -> str | None:
 
 def _retry_or_raise(exc: Exception, attempt: int) -> None:
     """Return if the transaction that raised ``exc`` is to be run again; re-raise if not."""
-    if isinstance(exc, StaleDataError | invitations.InvitationTaken):
+    if isinstance(exc, Conflict):
         # Another process saved this participant (or took this invitation) in between:
         # re-apply the event on the new state.
         log.info("concurrent update, re-applying (attempt %d)", attempt)
@@ -135,7 +135,7 @@ class Conversation:
             try:
                 async with server.begin() as session:
                     return await session.run_sync(self._apply, external_id, event, update_id)
-            except (StaleDataError, invitations.InvitationTaken, DBAPIError) as exc:
+            except (Conflict, DBAPIError) as exc:
                 _retry_or_raise(exc, attempt)
         raise _kept_changing()
 
@@ -161,7 +161,7 @@ class Conversation:
             try:
                 with self.sessions.begin() as session:
                     return self._apply(session, external_id, event, update_id)
-            except (StaleDataError, invitations.InvitationTaken, DBAPIError) as exc:
+            except (Conflict, DBAPIError) as exc:
                 _retry_or_raise(exc, attempt)
         raise _kept_changing()
 

@@ -18,6 +18,7 @@ import storage
 from flows import Definition, load, step
 from flows.events import Choice, InviteCheck, Invited
 from storage import invitations
+from storage.errors import InvitationTaken
 from storage.models import Invitation, Participant, Reminder
 
 NOW = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
@@ -180,7 +181,7 @@ def test_two_accounts_racing_for_one_link(sessions: sessionmaker[Session]) -> No
             with sessions.begin() as s2:
                 invitations.accept(s2, inv_id, "2", p2, NOW)
             outcome.append("accepted")
-        except invitations.InvitationTaken as exc:
+        except InvitationTaken as exc:
             outcome.append(exc)
 
     first = sessions()
@@ -194,12 +195,12 @@ def test_two_accounts_racing_for_one_link(sessions: sessionmaker[Session]) -> No
         racer.join(10)
     finally:
         first.close()
-    assert len(outcome) == 1 and isinstance(outcome[0], invitations.InvitationTaken)
+    assert len(outcome) == 1 and isinstance(outcome[0], InvitationTaken)
     with sessions.begin() as s:
         row = s.get(Invitation, inv_id)
         assert row is not None and (row.claimed_by, row.participant_id) == ("1", p1)
         invitations.accept(s, inv_id, "1", p1, NOW + DAY)  # the owner again: fine
-        with pytest.raises(invitations.InvitationTaken):
+        with pytest.raises(InvitationTaken):
             invitations.accept(s, inv_id, "2", p2, NOW + DAY)
 
 

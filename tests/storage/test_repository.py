@@ -124,7 +124,7 @@ def test_erase_removes_participant_and_answers(sessions, defn) -> None:
 
 def test_concurrent_writers_are_detected(sessions, defn) -> None:
     """The version column: a writer that read an old state cannot overwrite a newer one."""
-    from sqlalchemy.orm.exc import StaleDataError
+    from storage.errors import StaleParticipant
 
     apply(sessions, defn, "5", Choice("c:y"), 1)
     s1, s2 = sessions(), sessions()
@@ -133,7 +133,7 @@ def test_concurrent_writers_are_detected(sessions, defn) -> None:
         l2 = storage.load(s2, "telegram", "5")
         storage.save(s1, "telegram", "5", l1, step(defn, l1.state, Choice("pv:elqui")), now=NOW)
         s1.commit()
-        with pytest.raises(StaleDataError):
+        with pytest.raises(StaleParticipant):
             storage.save(
                 s2, "telegram", "5", l2, step(defn, l2.state, Choice("pv:choapa")), now=NOW
             )
