@@ -103,12 +103,10 @@ class Conversation:
     _server: async_sessionmaker[AsyncSession] | None = field(init=False, default=None)
     """On a database server, ``apply`` runs each transaction on the event loop through
     SQLAlchemy's asyncio engine (psycopg's ``AsyncConnection``), made at first use and closed
-    by ``aclose``. A transaction mostly waits for round trips; run in a worker thread, as
-    before, it had to win the GIL back from the busy event loop after each of its four or
-    five round trips. bench/updates.py on PostgreSQL, 200 participants, before -> after:
-    184-190 -> 242-283 updates/s, 4.4-4.7 -> 3.3-3.9 ms of CPU per update; p95 at 100
-    updates/s 65-112 -> 37-44 ms. SQLite's work is all CPU in this process: it stays
-    synchronous."""
+    by ``aclose``: a transaction mostly waits for round trips, and a worker thread would
+    have to win the GIL back from the busy event loop after each one (measured by
+    ``python -m bench.updates --database-url ...``). SQLite's work is all CPU in this
+    process: it stays synchronous."""
 
     _server_bind: Engine | None = field(init=False, default=None)
     """The database server behind ``sessions``; None on SQLite."""
