@@ -65,7 +65,6 @@ import random
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +75,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from tests.helpers.process import ChildProcess
 
 if TYPE_CHECKING:  # the bot processes import only what they run
     from telegram import Update
@@ -445,7 +446,7 @@ def bot_process(role: str, base_url: str, token: str, profile_out: str | None) -
     return 0
 
 
-class BotProcess:
+class BotProcess(ChildProcess):
     """A bot under test in its own process, started and polling when constructed."""
 
     def __init__(
@@ -456,59 +457,31 @@ class BotProcess:
         database_url: str = "",
         profile_out: Path | None = None,
     ) -> None:
-        self.role = role
-        self.log = workdir / f"{role}-{time.monotonic_ns()}.log"
         command = [sys.executable, "-m", "bench.updates", "--role", role]
         command += ["--base-url", api.base_url, "--token", api.token]
         if profile_out is not None:
             command += ["--profile-out", str(profile_out)]
         env = {**os.environ, "DATABASE_URL": database_url}
+        super().__init__(command, env, workdir, f"{role}-{time.monotonic_ns()}", cwd=ROOT)
+        self.role = role
         polls = api.get_updates_calls
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+        self.start()
         deadline = time.monotonic() + READY_TIMEOUT
         while api.get_updates_calls == polls:  # until it polls
             self.check_alive()
             if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the {role} bot did not start polling:\n{self.output()}")
+                self.finish()
+                raise RuntimeError(f"the {role} bot did not start polling:\n{self.tail()}")
             time.sleep(0.02)
 
-    def output(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
     def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the {self.role} bot exited:\n{self.output()}")
+        if not self.running():
+            raise RuntimeError(f"the {self.role} bot exited:\n{self.tail()}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time so far (from Linux's /proc; 0 elsewhere)."""
-        try:
-            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def peak_rss_mb(self) -> float:
-        """Peak RSS so far: Linux's VmHWM. (Not ``ru_maxrss`` from ``wait4``, which Linux
-        starts at the parent's RSS at fork time: it would count this benchmark's memory.)"""
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        except OSError:
-            return float("nan")
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
-
-    def stop(self) -> float:
+    def finish(self) -> float:
         """Read the peak RSS (MB), then stop the bot cleanly (SIGTERM), or kill it."""
-        peak = self.peak_rss_mb() if self.proc.poll() is None else float("nan")
-        self.proc.terminate()
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        peak = self.peak_rss_mb() if self.running() else float("nan")
+        self.stop(STOP_TIMEOUT)
         return peak
 
 
@@ -561,7 +534,7 @@ def throughput(
         if time.monotonic() - start > timeout:
             raise TimeoutError(
                 f"{bot.role}: {api.pending_count()} updates pending and "
-                f"{target - api.replies} replies missing after {timeout:.0f} s\n{bot.output()}"
+                f"{target - api.replies} replies missing after {timeout:.0f} s\n{bot.tail()}"
             )
         bot.check_alive()
         time.sleep(0.005)
@@ -708,20 +681,20 @@ class Bench:
             try:
                 r.echo.append(throughput(self.api, echo, sc.stream, sc.updates))
             finally:
-                r.echo_rss.append(echo.stop())
+                r.echo_rss.append(echo.finish())
             say(f"run {run} echo: {r.echo[-1]}")
             echo = self._start(ECHO_AIOHTTP)
             try:
                 r.echo_aiohttp.append(throughput(self.api, echo, sc.stream, sc.updates))
             finally:
-                echo.stop()
+                echo.finish()
             say(f"run {run} echo on aiohttp (context, not the baseline): {r.echo_aiohttp[-1]}")
             self.url = self.dbs.fresh()
             ours = self._start("ours", self.url)
             try:
                 r.ours.append(throughput(self.api, ours, sc.stream, sc.replies))
             finally:
-                r.ours_rss.append(ours.stop())
+                r.ours_rss.append(ours.finish())
             say(f"run {run} ours: {r.ours[-1]}")
             say(f"       peak RSS: ours {r.ours_rss[-1]:.1f} MB, echo {r.echo_rss[-1]:.1f} MB")
             self._check(predicted(sc.scripts[0], len(sc.scripts), sc.updates, sc.answers))
@@ -743,13 +716,13 @@ class Bench:
             try:
                 r.echo_paced.append(latency(self.api, echo, paced_schedule(late, rate, echo=True)))
             finally:
-                r.echo_rss.append(echo.stop())
+                r.echo_rss.append(echo.finish())
             say(f"latency run {run} echo: {describe_paced(r.echo_paced[-1])}")
             ours = self._start("ours", self.url)
             try:
                 r.ours_paced.append(latency(self.api, ours, paced_schedule(late, rate)))
             finally:
-                r.ours_rss.append(ours.stop())
+                r.ours_rss.append(ours.finish())
             say(f"latency run {run} ours: {describe_paced(r.ours_paced[-1])}")
         participants = len(sc.scripts) + sum(len(late.scripts) for late in self.late)
         updates = sc.updates + sum(late.updates for late in self.late)
@@ -762,7 +735,7 @@ class Bench:
         try:
             result = throughput(self.api, ours, sc.stream, sc.replies)
         finally:
-            ours.stop()
+            ours.finish()
         say(f"profiled run of ours (not counted): {result}")
         say(profile_summary(out))
 

@@ -55,12 +55,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.process import BotProcess, cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 JSONDict = dict[str, Any]
 SECRET = "bench-webhook-secret"
 FIRST_USER = 900_000_001
 SEED = 20261125
-TICKS = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT = 90.0
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -122,15 +123,6 @@ def free_port() -> int:
         return port
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def postgres_cpu() -> dict[int, float]:
     """CPU so far of every process named ``postgres`` (server and backends)."""
     found = {}
@@ -147,52 +139,47 @@ def postgres_cpu() -> dict[int, float]:
 @dataclass
 class Replica:
     port: int
-    process: subprocess.Popen[bytes]
-    log: Path
+    process: BotProcess
+
+
+@dataclass(frozen=True)
+class StandInAddress:
+    base_url: str
+    token: str = "123456:TEST"
 
 
 def start_replicas(
     count: int, database_url: str, standin_port: int, workdir: Path
 ) -> list[Replica]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "CONSULTA_"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN="123456:TEST",
-        TELEGRAM_BASE_URL=f"http://127.0.0.1:{standin_port}/bot",
-        DATABASE_URL=database_url,
-        CONSULTA_RATE_LIMIT="0",
-        TELEGRAM_WEBHOOK_SECRET=SECRET,
-        PYTHONPATH=str(ROOT),
-    )
+    standin = StandInAddress(f"http://127.0.0.1:{standin_port}/bot")
     replicas = []
     for n in range(count):
         port = free_port()
-        log = workdir / f"replicas{count}-{n}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "webhook"],
-                env={**env, "CONSULTA_WEBHOOK_PORT": str(port)},
-                cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        replicas.append(Replica(port, process, log))
+        process = BotProcess(
+            standin,
+            database_url,
+            workdir,
+            f"replicas{count}-{n}",
+            "webhook",
+            TELEGRAM_WEBHOOK_SECRET=SECRET,
+            CONSULTA_WEBHOOK_PORT=str(port),
+        )
+        process.start()
+        replicas.append(Replica(port, process))
     deadline = time.monotonic() + READY_TIMEOUT
     for r in replicas:
         while not asyncio.run(ready(r.port)):
-            if r.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"replica on {r.port} did not start:\n{r.log.read_text()}")
+            if not r.process.running() or time.monotonic() > deadline:
+                raise RuntimeError(f"replica on {r.port} did not start:\n{r.process.tail()}")
             time.sleep(0.2)
     return replicas
 
 
 def stop_replicas(replicas: Sequence[Replica]) -> None:
     for r in replicas:
-        if r.process.poll() is None:
-            r.process.send_signal(signal.SIGTERM)
+        r.process.terminate()  # all at once: they drain side by side
     for r in replicas:
-        try:
-            r.process.wait(30)
-        except subprocess.TimeoutExpired:
-            r.process.kill()
-            r.process.wait()
+        r.process.wait(30)
 
 
 # --------------------------------------------------------------------------- the load client
