@@ -37,7 +37,7 @@ Method
   - *digest*: ``reports.digest.build(..., themes=False)`` (aggregation by GROUP BY, the
     result table, every PNG chart), then ``Digest.xlsx()``;
   - *themes*: the theme grouping of the free texts of every desirable question, as the
-    digest does it (``reports.digest._themes``: ``aggregate.free_texts`` then
+    digest does it (``reports.digest.themes_of``: ``aggregate.free_texts`` then
     ``reports.themes.group_themes``);
   - *load_all* (the baseline): ``pd.read_sql(select(Answer.__table__), conn)``.
 
@@ -732,7 +732,9 @@ def run_phase(name: str, url: str, *, cprofile: bool, trace: bool) -> dict[str, 
                 out["charts"] = charts is not None
             else:
                 with Session(engine) as session:
-                    if hasattr(digest, "_themes"):
+                    if hasattr(digest, "themes_of"):
+                        found = digest.themes_of(session, definition, until)
+                    elif hasattr(digest, "_themes"):
                         found = digest._themes(session, definition, until)
                     else:  # the digest's private helper went: group as it used to
                         assert themes is not None

@@ -14,31 +14,34 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
+from reports import disclosure
 from storage.models import Answer, Participant
 
-MIN_GROUP = 5
-"""A group with fewer participants is not broken down by gender or age (small numbers)."""
+MIN_GROUP = disclosure.MIN_PEOPLE
+"""A comuna with fewer participants is not broken down by gender or age."""
 
 
 @dataclass(frozen=True)
 class Counts:
-    """The aggregated figures of a consultation at one moment; ``since`` splits "new"."""
+    """The aggregated figures of a consultation at one moment; ``since`` splits "new".
+
+    Frames carry question and option ids of any question; ``reports.digest`` sorts them by
+    the kinds the consultation file gives its questions."""
 
     since: datetime | None
     until: datetime
     participation: pd.DataFrame
     """comuna, role, consented, finished, new — one row per (comuna, role) with someone."""
-    agreement: pd.DataFrame
-    """question, option, n, new."""
-    desirable: pd.DataFrame
-    """question, option, n, new — chosen options (free texts: see ``free_texts``)."""
+    options: pd.DataFrame
+    """question, option, n, new — answers that chose an option (each person chooses an
+    option of a question at most once, so n counts people)."""
     systems: pd.DataFrame
-    """question, system, n — free-text changes tagged with a system."""
+    """question, system, n — free-text answers tagged with a system."""
     feasibility: pd.DataFrame
-    """question, option (the change), verdict, n — judgements of option changes; free-text
-    changes appear with option None."""
+    """question, option, verdict, n — judgements of the changes that are options (an answer
+    that refers to another answer judges it; the judged answer says which change it is)."""
     profile: pd.DataFrame
     """comuna, age_band, gender, n — consenting participants (see ``breakdown``)."""
 
@@ -70,33 +73,45 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
         .group_by(Participant.comuna, Participant.role),
     )
     participation["comuna"] = participation["comuna"].fillna("")  # not given: ""
-    in_time = and_(Answer.created_at <= until)
-    by_option = (
+    in_time = Answer.created_at <= until
+    # Grouped by kind too: the covering index starts with it, so the database reads the
+    # groups in index order instead of sorting every answer.
+    by_kind = _read(
+        session,
         select(
+            Answer.kind,
             Answer.question,
             Answer.option,
             func.count().label("n"),
             _is_new(Answer.created_at, since).label("new"),
         )
-        .where(in_time, Answer.option.is_not(None))
-        .group_by(Answer.question, Answer.option)
+        .where(in_time, Answer.option.is_not(None), Answer.refers_to.is_(None))
+        .group_by(Answer.kind, Answer.question, Answer.option),
     )
-    agreement = _read(session, by_option.where(Answer.kind == "acuerdo"))
-    desirable = _read(session, by_option.where(Answer.kind == "deseable"))
+    options = by_kind.groupby(["question", "option"], as_index=False)[["n", "new"]].sum()
     systems = _read(
         session,
         select(Answer.question, Answer.system, func.count().label("n"))
-        .where(in_time, Answer.kind == "deseable", Answer.option.is_(None))
-        .where(Answer.system.is_not(None))
+        .where(in_time, Answer.option.is_(None), Answer.system.is_not(None))
         .group_by(Answer.question, Answer.system),
     )
-    judged = _read(
+    change = aliased(Answer)
+    feasibility = _read(
         session,
-        select(Answer.refers_to, Answer.option.label("verdict"), func.count().label("n"))
-        .where(in_time, Answer.kind == "posible")
-        .group_by(Answer.refers_to, Answer.option),
+        select(
+            change.question,
+            change.option,
+            Answer.option.label("verdict"),
+            func.count().label("n"),
+        )
+        .join(
+            change,
+            and_(change.participant_id == Answer.participant_id, change.key == Answer.refers_to),
+        )
+        .where(in_time, Answer.refers_to.is_not(None), Answer.option.is_not(None))
+        .where(change.option.is_not(None))
+        .group_by(change.question, change.option, Answer.option),
     )
-    feasibility = _judged_changes(judged)
     profile = _read(
         session,
         select(
@@ -109,41 +124,47 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
         .group_by(Participant.comuna, Participant.age_band, Participant.gender),
     )
     profile["comuna"] = profile["comuna"].fillna("")
-    return Counts(since, until, participation, agreement, desirable, systems, feasibility, profile)
+    return Counts(since, until, participation, options, systems, feasibility, profile)
 
 
-def _judged_changes(judged: pd.DataFrame) -> pd.DataFrame:
-    """(refers_to, verdict, n) → (question, option, verdict, n).
-
-    A judgement refers to its change by the change's key, which the engine builds from the
-    question and the option: ``q1.o.peru`` (option ``peru`` of ``q1``) or ``q1.t3`` (a free
-    text of ``q1``); reading the key avoids a self-join of the answers table (a judgement
-    is deleted with its change, so every key is live).
-    """
-    parts = judged["refers_to"].fillna("").str.split(".", n=2, expand=True)
-    parts = parts.reindex(columns=[0, 1, 2])
-    option = parts[2].where(parts[1] == "o")
-    frame = pd.DataFrame(
-        {"question": parts[0], "option": option, "verdict": judged["verdict"], "n": judged["n"]}
-    )
-    keys = ["question", "option", "verdict"]
-    return frame.groupby(keys, dropna=False)["n"].sum().reset_index()
+def participants(session: Session) -> int:
+    """How many people consented (the digest has nothing to say without them)."""
+    stmt = select(func.count()).select_from(Participant).where(Participant.code.is_not(None))
+    return int(session.scalar(stmt) or 0)
 
 
 def free_texts(
     session: Session, question: str, *, until: datetime, limit: int | None = None
-) -> list[str]:
-    """The free-text desirable changes of one question, for theme grouping (texts only:
-    no participant, no time)."""
+) -> pd.DataFrame:
+    """The free-text answers of one question, for theme grouping: columns ``participant``
+    (an internal number, never published), ``key`` and ``text``, oldest first."""
     stmt = (
-        select(Answer.text)
-        .where(Answer.question == question, Answer.kind == "deseable")
-        .where(Answer.option.is_(None), Answer.text.is_not(None), Answer.created_at <= until)
+        select(Answer.participant_id.label("participant"), Answer.key, Answer.text)
+        .where(Answer.question == question, Answer.option.is_(None))
+        .where(Answer.text.is_not(None), Answer.text != "", Answer.refers_to.is_(None))
+        .where(Answer.created_at <= until)
         .order_by(Answer.id)
     )
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [t for t in session.scalars(stmt) if t]
+    return _read(session, stmt)
+
+
+def free_verdicts(session: Session, question: str, *, until: datetime) -> pd.DataFrame:
+    """The judgements of the free-text answers of one question: ``participant``, ``key``
+    (of the judged answer), ``verdict``."""
+    change = aliased(Answer)
+    stmt = (
+        select(Answer.participant_id.label("participant"), change.key,
+               Answer.option.label("verdict"))
+        .join(
+            change,
+            and_(change.participant_id == Answer.participant_id, change.key == Answer.refers_to),
+        )
+        .where(Answer.created_at <= until, Answer.refers_to.is_not(None))
+        .where(Answer.option.is_not(None), change.question == question, change.option.is_(None))
+    )  # fmt: skip
+    return _read(session, stmt)
 
 
 def participation_by_comuna(counts: Counts, comunas: list[str]) -> pd.DataFrame:
@@ -165,33 +186,17 @@ def participation_by_comuna(counts: Counts, comunas: list[str]) -> pd.DataFrame:
     ]
 
 
-def feasibility_shares(counts: Counts) -> pd.DataFrame:
-    """Per judged change (question, option): how many judged it, and the share of each
-    verdict (columns named by verdict id), sorted by how many judged it."""
-    f = counts.feasibility
-    if f.empty:
-        return pd.DataFrame(columns=["question", "option", "judged"])
-    f = f.assign(option=f["option"].fillna(""))
-    table = f.pivot_table(
-        index=["question", "option"], columns="verdict", values="n", aggfunc="sum", fill_value=0
-    )
-    judged = table.sum(axis=1)
-    shares = table.div(judged, axis=0)
-    shares.insert(0, "judged", judged)
-    return shares.sort_values("judged", ascending=False).reset_index()
+def breakdown(
+    counts: Counts, by: str, comunas: list[str], others: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Consenting participants per comuna and ``by`` ("age_band" or "gender"), rounded by
+    ``disclosure.people``.
 
-
-def breakdown(counts: Counts, by: str, comunas: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Consenting participants per comuna and ``by`` ("age_band" or "gender"), protected.
-
-    Returns the table (one row per comuna with at least ``MIN_GROUP`` participants, in
-    ``comunas`` order, then "" for the rest of the region taken together if it reaches
-    ``MIN_GROUP``; one column per category id, ``None`` for "not given") and the comunas
-    left out because they have 1 to ``MIN_GROUP - 1`` participants. A cell of 1 to
-    ``MIN_GROUP - 1`` people is also a small group: it is <NA>, shown as "<5".
-
-    There is no regional total row on purpose: with it, a hidden cell could be recovered by
-    subtracting the shown ones.
+    Returns the table and the comunas left out. Rows: each of ``comunas`` with at least
+    ``MIN_GROUP`` participants, in order; then ``REST`` (the other comunas of ``comunas``
+    taken together, if they reach ``MIN_GROUP``); then each of ``others`` (places that are
+    not comunas: outside the region, not given) that reaches ``MIN_GROUP``. Columns: the
+    category ids, ``NOT_GIVEN`` for "not given".
     """
     p = counts.profile.assign(category=counts.profile[by].fillna(NOT_GIVEN))
     table = p.pivot_table(
@@ -200,15 +205,15 @@ def breakdown(counts: Counts, by: str, comunas: list[str]) -> tuple[pd.DataFrame
     sizes = table.sum(axis=1)
     shown = [c for c in comunas if sizes.get(c, 0) >= MIN_GROUP]
     small = [c for c in comunas if 0 < sizes.get(c, 0) < MIN_GROUP]
-    rest = [c for c in table.index if c not in shown]
     rows = table.loc[shown]
-    rest_sum = table.loc[rest].sum()
-    if rest and rest_sum.sum() >= MIN_GROUP:
-        rows = pd.concat([rows, rest_sum.to_frame("").T])
-    rows = rows.astype("Int64")
-    protected = rows.mask((rows > 0) & (rows < MIN_GROUP))
-    return protected, small
+    rest_sum = table.loc[[c for c in small if c in table.index]].sum()
+    if small and rest_sum.sum() >= MIN_GROUP:
+        rows = pd.concat([rows, rest_sum.to_frame(REST).T])
+    rows = pd.concat([rows, table.loc[[o for o in others if sizes.get(o, 0) >= MIN_GROUP]]])
+    return rows.map(disclosure.people).astype("Int64"), small
 
 
 NOT_GIVEN = "sin_dato"
 """Category of participants who skipped the question (``None`` in the database)."""
+REST = "__resto__"
+"""Row of ``breakdown`` for the small comunas taken together."""

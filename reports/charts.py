@@ -628,13 +628,27 @@ def systems(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> b
     return png(systems_figure(frame, title=title, subtitle=subtitle, footer=footer))
 
 
-VERDICTS = (("yes", BLUE, "Sí"), ("partly", SKY_BLUE, "En parte"), ("no", VERMILLION, "No"))
+DEFAULT_SCALE = ("Sí", "En parte", "No")
+
+
+def _verdicts(scale: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(column, colour, name) of each part of a bar: two parts for a two-word scale."""
+    if len(scale) == 2:
+        return [("yes", BLUE, scale[0]), ("no", VERMILLION, scale[1])]
+    return [("yes", BLUE, scale[0]), ("partly", SKY_BLUE, scale[1]), ("no", VERMILLION, scale[2])]
 
 
 def feasibility_figure(
-    frame: pd.DataFrame, *, title: str, subtitle: str, footer: str, max_rows: int = 8
+    frame: pd.DataFrame,
+    *,
+    title: str,
+    subtitle: str,
+    footer: str,
+    max_rows: int = 8,
+    scale: Sequence[str] = DEFAULT_SCALE,
 ) -> Figure:
     """See :func:`feasibility`."""
+    verdicts = _verdicts(scale)
     page = _Page(title, subtitle, footer)
     if frame.empty or "label" not in frame:
         page.empty()
@@ -655,7 +669,7 @@ def feasibility_figure(
         page.empty()
         return page.fig
     data = data.sort_values(["chosen", "judged"], ascending=False, kind="stable")
-    page.legend([(color, name) for _, color, name in VERDICTS], title="¿Es posible?")
+    page.legend([(color, name) for _, color, name in verdicts], title="¿Es posible?")
     candidates = data.head(max(max_rows, 1))
     metas = [
         f"eligen {count_text(c)} · opinan {count_text(j)}"
@@ -682,11 +696,11 @@ def feasibility_figure(
         if row["judged"] <= 0:
             _write(ax, 0.0, baseline, "Nadie lo ha evaluado todavía.", color=MUTED)
             continue
-        shares = [float(row[key]) for key, _, _ in VERDICTS]
+        shares = [float(row[key]) for key, _, _ in verdicts]
         total = sum(shares)
         left = 0.0
         for (_, color, _), share, percent in zip(
-            VERDICTS, shares, _percentages(shares), strict=True
+            verdicts, shares, _percentages(shares), strict=True
         ):
             w = share / total
             if w <= 0:
@@ -707,7 +721,14 @@ def feasibility_figure(
     return page.fig
 
 
-def feasibility(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> bytes:
+def feasibility(
+    frame: pd.DataFrame,
+    *,
+    title: str,
+    subtitle: str,
+    footer: str,
+    scale: Sequence[str] = DEFAULT_SCALE,
+) -> bytes:
     """Desirability against feasibility: one row per change, the most chosen first, each a
     bar split into the shares of "Sí", "En parte" and "No" to "¿es posible?", with the
     percentages written in, and "eligen N · opinan M" beside its name.
@@ -721,5 +742,9 @@ def feasibility(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) 
 
     Columns: ``label``; ``chosen`` (how many chose it as desirable); ``possible`` and
     ``partial`` (shares 0..1 judging it "sí" and "en parte"; the rest is "no"); ``judged``
-    (how many judged it). Empty: "Sin respuestas todavía"."""
-    return png(feasibility_figure(frame, title=title, subtitle=subtitle, footer=footer))
+    (how many judged it). ``scale``: the names of the parts, from the consultation's
+    verdicts (two names: two parts, "possible" and "not possible"). Empty: "Sin respuestas
+    todavía"."""
+    return png(
+        feasibility_figure(frame, title=title, subtitle=subtitle, footer=footer, scale=scale)
+    )

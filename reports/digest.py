@@ -3,13 +3,18 @@ the workshop's result table). Built from ``reports.aggregate`` (GROUP BY in the 
 and ``reports.themes`` (free texts grouped by meaning); delivered by ``bot/``, or written to
 a folder by ``consulta report``.
 
-Texts here are for organisers, in Spanish; participants' words appear only as short
-examples of a theme, as data (plain text, never markup).
+Everything is derived from the consultation file: which questions gather desirable changes
+(kind ``desirable``), which one judges them (kind ``feasibility``, whose options run from
+most to least possible: every option but the last counts as possible), the labels of
+options, comunas and systems. No id or word of the bundled file is known here.
+
+Every count of people goes through ``reports.disclosure`` before it is written anywhere.
+Texts are for organisers, in Spanish; participants' words appear only as theme labels and
+examples, as data (plain text, never markup).
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,10 +25,14 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from flows import Definition
-from reports import aggregate
+from flows.schema import Question
+from reports import aggregate, disclosure, spreadsheet
+from reports.disclosure import people
 
-TOP = 5
-RESULT_COLUMNS = ["Pregunta Nº", "Cambios deseables al 2020", "Cambios posibles al 2020"]
+MAX_THEMES = 5
+"""Themes per question in the digest (the largest, by people)."""
+MIN_THEME_PEOPLE = 2
+"""A group of free texts written by fewer people is not a theme (organisers' view)."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,35 @@ class Image:
 
 
 @dataclass(frozen=True)
-class ThemeSummary:
+class Change:
+    """One desirable change of a question: an option, or a theme of free texts."""
+
     question: str
     label: str
-    size: int
-    examples: tuple[str, ...]
+    people: int
+    """How many people gave it (exact: publish through ``disclosure``)."""
+    new: int
+    """How many of them since the previous digest."""
+    judged: int
+    """How many of them judged whether it is possible."""
+    possible: int
+    """How many of those judged it possible (any verdict but the scale's last)."""
+    theme: bool = False
+    examples: tuple[str, ...] = ()
+    restates: str | None = None
+    """A theme that restates a listed option: that option's label."""
+
+    @property
+    def name(self) -> str:
+        """As written in the table: options by their label, themes marked."""
+        if not self.theme:
+            return self.label
+        same = f", como «{self.restates}»" if self.restates else ""
+        return f"«{self.label}» (respuestas libres{same})"
+
+
+ThemeSummary = Change
+"""A theme, as the digest shows it (``Change`` with ``theme=True``)."""
 
 
 @dataclass(frozen=True)
@@ -53,33 +86,25 @@ class Digest:
     summary: str
     """The short text summary (a phone screen or two)."""
     public_summary: str
-    """What participants may see (/resultados): no verbatim free text, small numbers hidden."""
+    """What participants may see (/resultados): no verbatim free text, nothing resting on
+    fewer than ``disclosure.MIN_PEOPLE`` people."""
     table: pd.DataFrame
     """The workshop's result table, filled in."""
     public_table: pd.DataFrame
     """The result table for participants: changes named by fewer than 5 people left out."""
     images: tuple[Image, ...] = ()
-    themes: tuple[ThemeSummary, ...] = field(default=())
+    themes: tuple[Change, ...] = field(default=())
     profile: dict[str, pd.DataFrame] = field(default_factory=dict)
-    """"Edad" and "Género": participants per comuna, small numbers shown as "<5"
-    (``aggregate.breakdown``); for organisers only."""
+    """"Edad" and "Género": participants per comuna, rounded (``aggregate.breakdown``)."""
 
     def xlsx(self) -> bytes:
         """The result table, then one sheet per profile breakdown."""
-        buffer = io.BytesIO()
-        with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-            self.table.to_excel(writer, index=False, sheet_name="resultado")
-            sheet = writer.sheets["resultado"]
-            for column, width in zip("ABC", (12, 70, 70), strict=True):
-                sheet.column_dimensions[column].width = width
-            for name, table in self.profile.items():
-                table.to_excel(writer, index=False, sheet_name=name)
-                writer.sheets[name].column_dimensions["A"].width = 28
-        return buffer.getvalue()
+        return spreadsheet.xlsx({"Resultado": self.table, **self.profile})
 
     def markdown(self) -> str:
         lines = [f"# {self.title}", "", f"_{self.period}_", "", self.summary, ""]
-        lines += ["## Resultado", "", "| " + " | ".join(RESULT_COLUMNS) + " |", "|---|---|---|"]
+        columns = list(self.table.columns)
+        lines += ["## Resultado", "", "| " + " | ".join(columns) + " |", "|---|---|---|"]
         for row in self.table.itertuples(index=False):
             cells = [str(v).replace("|", "\\|").replace("\n", "<br>") for v in row]
             lines.append("| " + " | ".join(cells) + " |")
@@ -100,7 +125,7 @@ class Digest:
             (directory / img.name).write_bytes(img.png)
             written.append(directory / img.name)
         (directory / "resultado.xlsx").write_bytes(self.xlsx())
-        self.table.to_csv(directory / "resultado.csv", index=False, encoding="utf-8-sig")
+        (directory / "resultado.csv").write_bytes(spreadsheet.csv(self.table))
         (directory / "digest.md").write_text(self.markdown(), encoding="utf-8")
         return [*written, directory / "resultado.xlsx", directory / "resultado.csv",
                 directory / "digest.md"]  # fmt: skip
@@ -116,98 +141,126 @@ def build(
     charts: bool = True,
     themes: bool = True,
 ) -> Digest:
-    """Count, group and draw the digest for the period (since, until]."""
+    """Count, group and draw the digest for the period (since, until]; ``since`` is the
+    end of the previous digest, None if there was none."""
     counts = aggregate.count(session, since=since, until=until)
-    labels = _Labels(definition)
-    theme_list = _themes(session, definition, until) if themes else []
+    words = Words(definition)
+    theme_list = themes_of(session, definition, until) if themes else {}
+    changes = changes_of(definition, counts, words, theme_list)
     c = definition.consultation
     local = until.astimezone(zone)
     title = f"Resumen de la consulta «{c.title}»"
     participants = int(counts.participation["consented"].sum())
     new = int(counts.participation["new"].sum()) if since is not None else participants
-    period = f"Al {local:%d-%m-%Y %H:%M} · {participants} participantes"
+    period = f"Al {local:%d-%m-%Y %H:%M} · {people(participants)} participantes"
     if since is not None:
-        period += f" · {new} nuevos desde el {since.astimezone(zone):%d-%m-%Y %H:%M}"
-    answers_new = int(counts.desirable["new"].sum() + counts.agreement["new"].sum())
+        period += f" · {people(new)} nuevos desde el {since.astimezone(zone):%d-%m-%Y %H:%M}"
+    period += f" ({disclosure.NOTE})"
+    answers_new = int(counts.options["new"].sum())
     has_news = since is None or new > 0 or answers_new > 0
-    table = result_table(definition, counts, labels, theme_list)
-    public_table = result_table(definition, counts, labels, theme_list, least=aggregate.MIN_GROUP)
-    profile, unbroken = _profile(definition, counts, labels)
-    summary = _summary(definition, counts, labels, theme_list, new, since is not None)
+    table = result_table(definition, counts, words, changes)
+    public_table = result_table(definition, counts, words, changes, least=disclosure.MIN_PEOPLE)
+    profile, unbroken = _profile(definition, counts, words)
+    summary = _summary(definition, counts, words, changes, since is not None)
     if unbroken:
         summary += (
             f"\nEdad y género por comuna: en el XLSX; sin desglose (menos de "
             f"{aggregate.MIN_GROUP} participantes): " + ", ".join(unbroken) + "."
         )
-    public = _summary(definition, counts, labels, theme_list, new, False, verbatim=False,
-                      least=aggregate.MIN_GROUP)  # fmt: skip
+    public = _summary(definition, counts, words, changes, False, verbatim=False,
+                      least=disclosure.MIN_PEOPLE)  # fmt: skip
     images: tuple[Image, ...] = ()
     if charts and has_news:
-        images = _charts(definition, counts, labels, f"{period}", f"{c.id} · {local:%d-%m-%Y}")
+        footer = f"{c.id} · {local:%d-%m-%Y}"
+        images = _charts(definition, counts, words, changes, period, footer)
+    found = tuple(ch for q in changes.values() for ch in q if ch.theme)
     return Digest(title, period, has_news, summary, public, table, public_table, images,
-                  tuple(theme_list), profile)  # fmt: skip
+                  found, profile)  # fmt: skip
 
 
-def _profile(
-    definition: Definition, counts: aggregate.Counts, labels: _Labels
-) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """The age and gender breakdowns as labelled tables, and the comunas left out."""
-    p = definition.consultation.profile
-    comunas = [o.id for o in p.comunas()]
-    tables: dict[str, pd.DataFrame] = {}
-    small: list[str] = []
-    for name, by, options in (("Edad", "age_band", p.age_bands), ("Género", "gender", p.genders)):
-        table, small = aggregate.breakdown(counts, by, comunas)
-        names = {o.id: o.label for o in options} | {aggregate.NOT_GIVEN: "Sin indicar"}
-        order = [c for c in [*names] if c in table.columns]
-        shown = table.reindex(columns=order).astype(object).where(table.notna(), "<5")
-        shown.columns = pd.Index([names[c] for c in order])
-        rows = ["Resto de la región" if c == "" else labels.comuna(c) for c in shown.index]
-        shown.insert(0, "Comuna", rows)
-        tables[name] = shown.reset_index(drop=True)
-    return tables, [labels.comuna(c) for c in small]
+def _desirable(definition: Definition) -> list[Question]:
+    return [q for q in definition.consultation.questions if q.kind == "desirable"]
+
+
+def _feasibility(definition: Definition) -> Question | None:
+    return next((q for q in definition.consultation.questions if q.kind == "feasibility"), None)
+
+
+def changes_of(
+    definition: Definition,
+    counts: aggregate.Counts,
+    words: Words,
+    themes: dict[str, list[Change]] | None = None,
+) -> dict[str, list[Change]]:
+    """Per desirable question, its changes (options chosen, then themes), most people
+    first."""
+    possible = words.possible_ids()
+    f = counts.feasibility
+    found: dict[str, list[Change]] = {}
+    for q in _desirable(definition):
+        listed = {o.id for o in q.options}
+        chosen = counts.options[
+            (counts.options["question"] == q.id) & counts.options["option"].isin(listed)
+        ]
+        judged = f[f["question"] == q.id]
+        by_option = judged.groupby("option")["n"].sum()
+        yes = judged[judged["verdict"].isin(possible)].groupby("option")["n"].sum()
+        options = [
+            Change(
+                q.id,
+                words.option(q.id, o),
+                int(n),
+                int(k),
+                int(by_option.get(o, 0)),
+                int(yes.get(o, 0)),
+            )
+            for o, n, k in zip(chosen["option"], chosen["n"], chosen["new"], strict=True)
+        ]
+        every = options + (themes or {}).get(q.id, [])
+        found[q.id] = sorted(every, key=lambda ch: (-ch.people, ch.theme, ch.label))
+    return found
 
 
 def result_table(
     definition: Definition,
     counts: aggregate.Counts,
-    labels: _Labels,
-    themes: list[ThemeSummary] = [],  # noqa: B006 (read only)
+    words: Words,
+    changes: dict[str, list[Change]],
     *,
     least: int = 1,
 ) -> pd.DataFrame:
-    """Pregunta Nº | Cambios deseables al 2020 | Cambios posibles al 2020, as the workshop
-    ended: the most chosen changes of each question (options, then themes of the free
-    texts), and the options most judged possible."""
-    shares = aggregate.feasibility_shares(counts)
+    """The workshop's table: per question, the desirable changes (options and themes, most
+    people first, with how many) and the possible ones (judged possible by at least half of
+    those who judged them). ``least``: changes of fewer people are left out."""
     rows = []
     for q in definition.consultation.questions:
-        if q.kind == "feasibility":
-            continue
         if q.kind == "agreement":
-            dist = counts.agreement[counts.agreement["question"] == q.id]
-            total = int(dist["n"].sum())
-            desirable = "; ".join(
-                f"{labels.option(q.id, option)}: {_pct(n, total)}" for option, n in _ranked(dist)
+            rows.append([q.number, _agreement(q, counts, words, "; ") or "—", ""])
+        elif q.kind == "desirable":
+            shown = [ch for ch in changes.get(q.id, []) if ch.people >= least]
+            desirable = "\n".join(f"{ch.name} ({people(ch.people)})" for ch in shown)
+            feasible = sorted(
+                (ch for ch in shown if _possible(ch)), key=lambda ch: -ch.possible / ch.judged
             )
-            rows.append([q.number, desirable or "—", ""])
-            continue
-        chosen = counts.desirable[counts.desirable["question"] == q.id]
-        chosen = chosen[chosen["n"] >= least]
-        top = chosen.sort_values(["n", "option"], ascending=[False, True]).head(TOP)
-        parts = [f"{labels.option(q.id, option)} ({n})" for option, n in _ranked(top)]
-        q_themes = [t for t in themes if t.question == q.id and t.size >= least]
-        parts += [f"tema «{t.label}» ({t.size})" for t in q_themes][:TOP]
-        desirable = "; ".join(parts)
-        judged = shares[(shares["question"] == q.id) & (shares["option"] != "")]
-        judged = judged[judged["judged"] >= least]
-        possible = []
-        for r in judged.itertuples():
-            yes = float(getattr(r, "si", 0.0)) + float(getattr(r, "en_parte", 0.0))
-            if yes >= 0.5:
-                possible.append(f"{labels.option(q.id, r.option)} ({_pct(yes, 1)} sí o en parte)")
-        rows.append([q.number, desirable or "—", "; ".join(possible[:TOP]) or "—"])
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+            possible = "\n".join(
+                f"{ch.name} ({disclosure.percent(ch.possible, ch.judged)} de {people(ch.judged)})"
+                for ch in feasible
+            )
+            rows.append([q.number, desirable or "—", possible or "—"])
+    return pd.DataFrame(rows, columns=words.result_columns())
+
+
+def _possible(change: Change) -> bool:
+    share = disclosure.share(change.possible, change.judged)
+    return share is not None and share >= 0.5
+
+
+def _agreement(q: Question, counts: aggregate.Counts, words: Words, sep: str) -> str:
+    dist = counts.options[counts.options["question"] == q.id]
+    total = int(dist["n"].sum())
+    return sep.join(
+        f"{words.option(q.id, o)}: {disclosure.percent(n, total)}" for o, n in _ranked(dist)
+    )
 
 
 def _ranked(frame: pd.DataFrame) -> list[tuple[str, int]]:
@@ -216,29 +269,76 @@ def _ranked(frame: pd.DataFrame) -> list[tuple[str, int]]:
     return [(str(o), int(n)) for o, n in zip(ordered["option"], ordered["n"], strict=True)]
 
 
-def _pct(part: float, whole: float) -> str:
-    return f"{round(100 * part / whole)}%" if whole else "—"
+def _profile(
+    definition: Definition, counts: aggregate.Counts, words: Words
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The age and gender breakdowns as labelled tables, and the comunas left out."""
+    p = definition.consultation.profile
+    comunas = [o.id for o in p.comunas() if o.id != p.outside.id]
+    tables: dict[str, pd.DataFrame] = {}
+    small: list[str] = []
+    for name, by, options in (("Edad", "age_band", p.age_bands), ("Género", "gender", p.genders)):
+        table, small = aggregate.breakdown(counts, by, comunas, [p.outside.id, ""])
+        names = {o.id: o.label for o in options} | {aggregate.NOT_GIVEN: "Sin indicar"}
+        order = [c for c in [*names] if c in table.columns]
+        shown = table.reindex(columns=order)
+        shown.columns = pd.Index([names[c] for c in order])
+        shown.insert(0, "Comuna", [words.comuna(c) for c in shown.index])
+        tables[name] = shown.reset_index(drop=True)
+    return tables, [words.comuna(c) for c in small]
 
 
-def _themes(session: Session, definition: Definition, until: datetime) -> list[ThemeSummary]:
-    from reports.themes import group_themes
+def themes_of(session: Session, definition: Definition, until: datetime) -> dict[str, list[Change]]:
+    """The largest themes of each desirable question's free texts, counted in people."""
+    from reports.themes import group_themes, restated
 
-    found = []
-    for q in definition.consultation.questions:
-        if q.kind != "desirable":
-            continue
+    possible = Words(definition).possible_ids()
+    found: dict[str, list[Change]] = {}
+    for q in _desirable(definition):
         texts = aggregate.free_texts(session, q.id, until=until)
-        for theme in group_themes(texts, max_themes=5):
-            found.append(ThemeSummary(q.id, theme.label, theme.size, theme.examples))
+        if texts.empty:
+            continue
+        verdicts = aggregate.free_verdicts(session, q.id, until=until)
+        verdict = dict(zip(zip(verdicts["participant"], verdicts["key"], strict=True),
+                           verdicts["verdict"], strict=True))  # fmt: skip
+        who = texts["participant"].to_numpy()
+        keys = texts["key"].to_numpy()
+        option_labels = [o.label for o in q.options]
+        themes = []
+        for t in group_themes(texts["text"].tolist(), max_themes=4 * MAX_THEMES):
+            members = list(t.members)
+            persons = len(set(who[members].tolist()))
+            if persons < MIN_THEME_PEOPLE:
+                continue
+            judged = {(who[i], keys[i]): verdict[who[i], keys[i]] for i in members
+                      if (who[i], keys[i]) in verdict}  # fmt: skip
+            # one voice per person: a person who judged several answers of the theme
+            by_person: dict[object, bool] = {}
+            for (person, _), v in judged.items():
+                by_person[person] = by_person.get(person, False) or v in possible
+            themes.append(
+                Change(
+                    q.id,
+                    t.label,
+                    persons,
+                    0,
+                    len(by_person),
+                    sum(by_person.values()),
+                    theme=True,
+                    examples=t.examples,
+                    restates=restated(t, option_labels),
+                )
+            )
+        themes.sort(key=lambda ch: -ch.people)
+        found[q.id] = themes[:MAX_THEMES]
     return found
 
 
 def _summary(
     definition: Definition,
     counts: aggregate.Counts,
-    labels: _Labels,
-    themes: list[ThemeSummary],
-    new: int,
+    words: Words,
+    changes: dict[str, list[Change]],
     with_new: bool,
     *,
     verbatim: bool = True,
@@ -251,10 +351,11 @@ def _summary(
     consented, finished = int(p["consented"].sum()), int(p["finished"].sum())
     municipal = int(p[p["role"] == "municipal"]["consented"].sum())
     lines = [
-        f"Participantes: {consented} ({municipal} contactos municipales); terminaron: {finished}."
+        f"Participantes: {people(consented)} ({people(municipal)} contactos municipales); "
+        f"terminaron: {people(finished)}."
     ]
     if with_new:
-        lines[0] += f" Nuevos desde el resumen anterior: {new}."
+        lines[0] += f" Nuevos desde el resumen anterior: {people(int(p['new'].sum()))}."
     comunas = [o for o in c.profile.comunas() if o.id != c.profile.outside.id]
     heard = set(p[p["consented"] > 0]["comuna"])
     silent = [o.label for o in comunas if o.id not in heard]
@@ -262,27 +363,19 @@ def _summary(
         lines.append("Comunas sin participantes: " + ", ".join(silent) + ".")
     for q in c.questions:
         if q.kind == "agreement":
-            dist = counts.agreement[counts.agreement["question"] == q.id]
-            total = int(dist["n"].sum())
-            parts = [
-                f"{labels.option(q.id, option)} {_pct(n, total)}" for option, n in _ranked(dist)
-            ]
-            lines.append(f"Pregunta {q.number}: " + (", ".join(parts) or "sin respuestas") + ".")
+            shares = _agreement(q, counts, words, ", ")
+            lines.append(f"Pregunta {q.number}: " + (shares or "sin respuestas") + ".")
         elif q.kind == "desirable":
-            chosen = counts.desirable[counts.desirable["question"] == q.id]
-            chosen = chosen[chosen["n"] >= least]
-            top = chosen.sort_values(["n", "option"], ascending=[False, True]).head(3)
+            top = [ch for ch in changes.get(q.id, []) if ch.people >= least][:4]
             parts = []
-            for option, n, fresh in zip(top["option"], top["n"], top["new"], strict=True):
-                news = f", +{int(fresh)}" if with_new and fresh else ""
-                parts.append(f"{labels.option(q.id, option)} ({int(n)}{news})")
-            q_themes = [t for t in themes if t.question == q.id and t.size >= least][:3]
-            parts += [f"tema «{t.label}» ({t.size})" for t in q_themes]
+            for ch in top:
+                news = f", +{people(ch.new)}" if with_new and ch.new else ""
+                parts.append(f"{ch.name} ({people(ch.people)}{news})")
             lines.append(f"Pregunta {q.number}: " + ("; ".join(parts) or "sin respuestas") + ".")
             if verbatim:
-                for t in q_themes[:2]:
-                    if t.examples:
-                        lines.append(f"   p. ej.: «{_clip(t.examples[0])}»")
+                for ch in [ch for ch in top if ch.theme][:2]:
+                    for example in ch.examples[1:2]:
+                        lines.append(f"   p. ej.: «{_clip(example)}»")
     return "\n".join(lines)
 
 
@@ -292,56 +385,75 @@ def _clip(text: str, limit: int = 140) -> str:
 
 
 def _charts(
-    definition: Definition, counts: aggregate.Counts, labels: _Labels, period: str, footer: str
+    definition: Definition,
+    counts: aggregate.Counts,
+    words: Words,
+    changes: dict[str, list[Change]],
+    period: str,
+    footer: str,
 ) -> tuple[Image, ...]:
     from reports import charts
 
     c = definition.consultation
     style = _Style(subtitle=period, footer=footer)
     by_comuna = aggregate.participation_by_comuna(counts, [o.id for o in c.profile.comunas()])
-    by_comuna.index = pd.Index([labels.comuna(x) for x in by_comuna.index])
+    by_comuna = by_comuna.map(people)
+    by_comuna.index = pd.Index([words.comuna(x) for x in by_comuna.index])
     title = "Participación por comuna"
     images = [
         Image("participacion.png", title, charts.participation(by_comuna, title=title, **style))
     ]
+    with_new = counts.since is not None
     for q in c.questions:
-        source = {"agreement": counts.agreement, "desirable": counts.desirable}.get(q.kind)
-        if source is None or not q.options:
+        if q.kind == "agreement":
+            rows = counts.options[counts.options["question"] == q.id]
+            frame = pd.DataFrame({
+                "label": [words.option(q.id, o) for o in rows["option"]],
+                "n": [people(n) for n in rows["n"]],
+                "new": [people(n) if with_new else 0 for n in rows["new"]],
+            })  # fmt: skip
+            title = f"Pregunta {q.number}: respuestas — {q.title}"
+        elif q.kind == "desirable":
+            listed = changes.get(q.id, [])
+            frame = pd.DataFrame({
+                "label": [ch.name for ch in listed],
+                "n": [people(ch.people) for ch in listed],
+                "new": [people(ch.new) if with_new else 0 for ch in listed],
+            })  # fmt: skip
+            title = f"Pregunta {q.number}: cambios deseables (opciones y temas) — {q.title}"
+        else:
             continue
-        rows = source[source["question"] == q.id]
-        frame = rows.assign(label=[labels.option(q.id, o) for o in rows["option"]])
-        what = "respuestas" if q.kind == "agreement" else "cambios deseables más elegidos"
-        title = f"Pregunta {q.number}: {what} — {q.title}"
         png = charts.bars(frame, title=title, **style)
         images.append(Image(f"pregunta_{q.id}.png", f"Pregunta {q.number}", png))
-    systems = counts.systems.assign(
-        question=[f"Pregunta {labels.number(x)}" for x in counts.systems["question"]],
-        system=[labels.system(x) for x in counts.systems["system"]],
+    desirable = [q.id for q in _desirable(definition)]
+    systems = counts.systems[counts.systems["question"].isin(desirable)]
+    systems = systems.assign(
+        question=[f"Pregunta {words.number(x)}" for x in systems["question"]],
+        system=[words.system(x) for x in systems["system"]],
+        n=[people(n) for n in systems["n"]],
     ).pivot_table(index="question", columns="system", values="n", aggfunc="sum", fill_value=0)
     title = "Cambios escritos por sistema de la Estrategia Regional"
     images.append(Image("sistemas.png", title, charts.systems(systems, title=title, **style)))
-    title = "¿Qué cambios deseables son posibles al 2020?"
-    png = charts.feasibility(_feasibility_frame(counts, labels), title=title, **style)
-    images.append(Image("deseable_vs_posible.png", title, png))
+    feasibility = _feasibility(definition)
+    if feasibility is not None:
+        title = f"¿Qué cambios deseables son posibles? — {feasibility.title}"
+        frame = _feasibility_frame(changes)
+        png = charts.feasibility(frame, title=title, scale=words.scale(), **style)
+        images.append(Image("deseable_vs_posible.png", title, png))
     return tuple(images)
 
 
-def _feasibility_frame(counts: aggregate.Counts, labels: _Labels) -> pd.DataFrame:
-    """label, chosen, possible, partial, judged: the most judged option changes."""
-    shares = aggregate.feasibility_shares(counts)
-    shares = shares[shares["option"] != ""].head(12)
-    chosen = counts.desirable.set_index(["question", "option"])["n"]
-    keys = list(zip(shares["question"], shares["option"], strict=True))
-    zero = pd.Series(0.0, index=shares.index)
-    return pd.DataFrame(
-        {
-            "label": [labels.option(q, o) for q, o in keys],
-            "chosen": [int(chosen.get((q, o), 0)) for q, o in keys],
-            "possible": shares.get("si", zero).to_numpy(),
-            "partial": shares.get("en_parte", zero).to_numpy(),
-            "judged": shares["judged"].to_numpy(),
-        }
-    )
+def _feasibility_frame(changes: dict[str, list[Change]]) -> pd.DataFrame:
+    """label, chosen, possible, judged: every change of every question that enough people
+    judged, shares from rounded counts."""
+    rows = [
+        (ch.name, people(ch.people), disclosure.share(ch.possible, ch.judged), people(ch.judged))
+        for listed in changes.values()
+        for ch in listed
+        if disclosure.enough(ch.judged)
+    ]
+    frame = pd.DataFrame(rows, columns=["label", "chosen", "possible", "judged"])
+    return frame.assign(partial=0.0)
 
 
 class _Style(TypedDict):
@@ -349,15 +461,17 @@ class _Style(TypedDict):
     footer: str
 
 
-class _Labels:
-    """Ids → the consultation's words."""
+class Words:
+    """Ids → the consultation's words, and the words of the result table."""
 
     def __init__(self, definition: Definition) -> None:
         c = definition.consultation
         self._options = {(q.id, o.id): o.label for q in c.questions for o in q.options}
         self._numbers = {q.id: q.number for q in c.questions}
         self._systems = {s.id: s.label for s in c.systems}
-        self._comunas = {o.id: o.label for o in c.profile.comunas()} | {"": "Sin indicar"}
+        self._comunas = {o.id: o.label for o in c.profile.comunas()}
+        self._comunas |= {"": "Sin comuna indicada", aggregate.REST: "Resto de la región"}
+        self._feasibility = _feasibility(definition)
 
     def option(self, question: str, option: object) -> str:
         return self._options.get((question, str(option)), str(option).replace("_", " "))
@@ -370,3 +484,25 @@ class _Labels:
 
     def comuna(self, comuna: object) -> str:
         return self._comunas.get(str(comuna), str(comuna))
+
+    def possible_ids(self) -> list[str]:
+        """The verdicts that count as possible: every option of the feasibility question
+        but the last (its scale runs from most to least possible)."""
+        q = self._feasibility
+        return [o.id for o in q.options[:-1]] if q else []
+
+    def scale(self) -> tuple[str, str]:
+        """What "possible" and "not possible" are called: "Sí o En parte", "No"."""
+        q = self._feasibility
+        if q is None:
+            return ("Posible", "No posible")
+        return (" o ".join(o.label for o in q.options[:-1]), q.options[-1].label)
+
+    def result_columns(self) -> list[str]:
+        """The table's header: the feasibility question's title names the last column
+        ("Cambios posibles al 2020"), the desirable one is worded alike."""
+        possible = self._feasibility.title if self._feasibility else "Cambios posibles"
+        desirable = possible.replace("posibles", "deseables")
+        if desirable == possible:
+            desirable = "Cambios deseables"
+        return ["Pregunta Nº", desirable, possible]

@@ -18,22 +18,39 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows import Definition, DefinitionError, parse
+from reports import spreadsheet
 from storage.models import Answer, ConsultationVersion, Participant
 
 COLUMNS = [
     "participant", "role", "comuna", "question", "question_text", "kind", "system",
     "choice", "text", "refers_to", "version", "timestamp",
 ]  # fmt: skip
+HEADERS = {
+    "participant": "Participante", "role": "Rol", "comuna": "Comuna", "question": "Pregunta",
+    "question_text": "Texto de la pregunta", "kind": "Tipo de respuesta", "system": "Sistema",
+    "choice": "Opción elegida", "text": "Texto escrito", "refers_to": "Cambio evaluado",
+    "version": "Versión de la consulta", "timestamp": "Fecha y hora",
+}  # fmt: skip
+"""The export's columns as organisers read them."""
+ROLES = {"citizen": "Ciudadanía", "municipal": "Contacto municipal"}
+SHEET = "Respuestas"
 Format = Literal["csv", "xlsx"]
 
 
+class FormatMismatch(ValueError):
+    """The file's extension says another format than the one asked for."""
+
+
 def answers_frame(session: Session, current: Definition, zone: ZoneInfo) -> pd.DataFrame:
-    """Every stored answer of consenting participants, labelled, times in ``zone``."""
+    """Every stored answer of consenting participants, labelled, times in ``zone`` (aware
+    timestamps); ``refers_to`` holds the words of the change judged (its option's label or
+    its text), not its key."""
     stmt = (
         select(
             Participant.code.label("participant"),
             Participant.role,
             Participant.comuna,
+            Answer.key,
             Answer.question,
             Answer.kind,
             Answer.system,
@@ -53,22 +70,54 @@ def answers_frame(session: Session, current: Definition, zone: ZoneInfo) -> pd.D
     frame["choice"] = [
         labels.option(q, o) for q, o in zip(frame["question"], frame["option"], strict=False)
     ]
+    words = {
+        (p, k): c if isinstance(c, str) else t
+        for p, k, c, t in zip(frame["participant"], frame["key"], frame["choice"],
+                              frame["text"], strict=True)
+    }  # fmt: skip
+    frame["refers_to"] = [
+        None if r is None or pd.isna(r) else words.get((p, r), r)
+        for p, r in zip(frame["participant"], frame["refers_to"], strict=True)
+    ]
     frame["system"] = [labels.system(s) for s in frame["system"]]
     frame["comuna"] = [labels.comuna(c) for c in frame["comuna"]]
     stamps = pd.to_datetime(frame["timestamp"])
     if stamps.dt.tz is None:  # SQLite keeps no zone: stored values are UTC
         stamps = stamps.dt.tz_localize(UTC)
-    frame["timestamp"] = stamps.dt.tz_convert(zone).dt.strftime("%Y-%m-%d %H:%M:%S%z")
+    frame["timestamp"] = stamps.dt.tz_convert(zone)
     return frame[COLUMNS]
 
 
-def write(frame: pd.DataFrame, out: Path, fmt: Format) -> Path:
-    """Write the export; CSV is UTF-8 with a BOM so that spreadsheet programs read accents."""
+def for_people(frame: pd.DataFrame, zone: ZoneInfo) -> pd.DataFrame:
+    """The export as organisers read it: Spanish headers and roles, local wall times (the
+    header names the zone)."""
+    shown = frame.assign(
+        role=[ROLES.get(r, r) for r in frame["role"]],
+        timestamp=frame["timestamp"].dt.tz_localize(None),
+    )
+    headers = HEADERS | {"timestamp": f"{HEADERS['timestamp']} ({zone.key})"}
+    return shown.rename(columns=headers)
+
+
+def format_of(out: Path, fmt: Format | None) -> Format:
+    """The format to write ``out`` in: its extension's, or ``fmt`` when the extension says
+    nothing; a different one is refused (``FormatMismatch``)."""
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix in ("csv", "xlsx"):
+        if fmt is not None and fmt != suffix:
+            raise FormatMismatch(suffix)
+        return "csv" if suffix == "csv" else "xlsx"
+    return fmt or "csv"
+
+
+def write(frame: pd.DataFrame, out: Path, fmt: Format, zone: ZoneInfo) -> Path:
+    """Write the export for Excel in Spanish (``reports.spreadsheet``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    shown = for_people(frame, zone)
     if fmt == "csv":
-        frame.to_csv(out, index=False, encoding="utf-8-sig")
+        out.write_bytes(spreadsheet.csv(shown))
     else:
-        frame.to_excel(out, index=False, sheet_name="respuestas")
+        out.write_bytes(spreadsheet.xlsx({SHEET: shown}))
     return out
 
 

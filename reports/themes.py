@@ -85,7 +85,12 @@ MEMBER_FLOOR = 0.15
 EXACT_LIMIT = 3000
 """Up to this many distinct answers the clustering is exact (a dense distance matrix)."""
 LABEL_WORDS = 3
-"""How many words name a theme."""
+"""How many key words a theme lists."""
+LABEL_LENGTH = 90
+"""Longest label, in characters (a longer central answer is clipped at a word)."""
+RESTATES = 0.5
+"""A theme restates an option when at least this share of the option's words are among the
+theme's key words or in its label."""
 EXAMPLES = 2
 """At most this many example answers per theme."""
 
@@ -95,10 +100,10 @@ class Theme:
     """A group of answers that say the same thing, largest first in ``group_themes``."""
 
     label: str
-    """Its most representative words joined by " · ", e.g. "agua · riego · consumo"."""
+    """Its most central answer, verbatim but for spaces, clipped to ``LABEL_LENGTH``."""
     words: tuple[str, ...]
-    """Those words, each as the most frequent spelling of its stem among the distinct answers
-    (casefolded, accents kept: "energía", not the stem "energi")."""
+    """Its most representative words, each as the most frequent spelling of its stem among
+    the distinct answers (capitals and accents kept: "Henan", "energía")."""
     size: int
     """How many answers it holds (repeated answers count each time)."""
     examples: tuple[str, ...]
@@ -201,8 +206,8 @@ def group_themes(
     keys: list[tuple[str, ...]] = []
     surfaces: Counter[str] = Counter()
     for i, text in enumerate(texts):
-        words = _words(text)
-        key = tuple(s for s in map(_stem, words) if s)
+        words = _WORD.findall(text)
+        key = tuple(s for s in (_stem(w.casefold()) for w in words) if s)
         if not key:
             continue
         p = key_of.get(key)
@@ -250,7 +255,7 @@ def group_themes(
         members = tuple(int(i) for i in np.flatnonzero(np.isin(point_of, points)))
         result.append(
             Theme(
-                label=" · ".join(shown),
+                label=_trim(examples[0]),
                 words=shown,
                 size=len(members),
                 examples=examples,
@@ -325,7 +330,7 @@ def _surface_forms(surfaces: Counter[str]) -> dict[str, str]:
     alphabetical order)."""
     best: dict[str, tuple[int, int, str]] = {}
     for word, n in surfaces.items():
-        stem = _stem(word)
+        stem = _stem(word.casefold())
         if not stem:
             continue
         rank = (n, len(unicodedata.normalize("NFD", word)), word)
@@ -338,177 +343,20 @@ def _surface_forms(surfaces: Counter[str]) -> dict[str, str]:
     return {stem: rank[2].replace("-", "") for stem, rank in best.items()}
 
 
-# --- a self-check of the budget: python -m reports.themes [N] -----------------------------
-
-_BENCH_TABLE = """
-agua
-  desalinizar agua de mar para {x}
-  cuidar el agua de {x}
-  riego tecnificado en {x}
-  ahorro de agua en {x} como en Hérault
-  frenar la desertificación en {x}
-  = el consumo humano | los valles | la agricultura | el secano | los hogares
-  = Limarí | Choapa | las comunidades rurales
-energia
-  energía solar para {x}
-  paneles solares en {x}
-  energías alternativas en {x}
-  parques eólicos en {x}
-  energía limpia y renovable para {x}
-  = la minería | las escuelas | las casas | la costa | el norte chico
-  = los edificios públicos | las empresas
-educacion
-  becas para estudiar en {x}
-  intercambio estudiantil con {x}
-  enseñanza de idiomas con profesores de {x}
-  pasantías de profesores en {x}
-  convenios de universidades con {x}
-  = Francia | China | Canadá | el extranjero | Argentina | Italia | Europa
-turismo
-  más turismo en {x}
-  promoción turística de {x}
-  atraer turistas a {x}
-  turismo astronómico en {x}
-  turismo todo el año en {x}
-  = el valle de Elqui | La Serena | Coquimbo | la costa | Vicuña | Tongoy
-corredor
-  corredor bioceánico con {x}
-  paso Agua Negra abierto para {x}
-  integración física con San Juan y {x}
-  túnel de Agua Negra hacia {x}
-  puerto de salida al Pacífico para {x}
-  = Argentina | Brasil | los camiones | el comercio | las exportaciones
-salud
-  salud de los adultos mayores en {x}
-  combatir la obesidad infantil en {x}
-  atención a los adultos mayores de {x}
-  alimentación saludable para los niños de {x}
-  buenas prácticas de salud de {x}
-  = Ovalle | Illapel | La Serena | los colegios | Francia | Cuba
-municipios
-  que los municipios de {x} se integren a redes internacionales
-  hermanamiento de {x} con ciudades extranjeras
-  oficina de relaciones internacionales en la municipalidad de {x}
-  capacitar funcionarios municipales de {x}
-  que los alcaldes de {x} firmen convenios
-  = Ovalle | Vicuña | Illapel | Salamanca | Andacollo | Combarbalá | Monte Patria
-peru
-  cooperación con Perú en {x}
-  relación con el Perú para {x}
-  acuerdos con regiones peruanas sobre {x}
-  integrar a los peruanos en {x}
-  dejar atrás la guerra con Perú y trabajar en {x}
-  = comercio | cultura | educación | migración | turismo | salud
-export
-  exportar {x} a China
-  abrir mercados para {x}
-  más exportaciones de {x}
-  ferias internacionales de {x}
-  ProChile para {x}
-  = uva | pisco | paltas | cobre | productos del mar | queso de cabra
-cultura
-  identidad regional a través de {x}
-  intercambios culturales de {x}
-  rescatar el patrimonio de {x}
-  festivales internacionales de {x}
-  la cultura diaguita y {x}
-  = la música | el teatro | la artesanía | la gastronomía | los pueblos originarios
-migracion
-  integrar a los inmigrantes de {x}
-  derechos de los migrantes de {x}
-  regularizar a los migrantes que vienen de {x}
-  inmigración desde {x}
-  acoger a las familias migrantes de {x}
-  = Perú | Bolivia | Venezuela | Haití | Colombia
-henan
-  convenio con Henan en {x}
-  cooperación con China en {x}
-  aprender de Henan sobre {x}
-  intercambio con la provincia de Henan en {x}
-  que Henan invierta en {x}
-  = agricultura | tecnología | comercio | educación | infraestructura
-"""
-"""The generated answers: per theme, five templates and (after "= ") the fillers of {x}."""
+def _trim(text: str) -> str:
+    """``text`` with its spaces collapsed, clipped at a word to ``LABEL_LENGTH``."""
+    text = " ".join(text.split())
+    if len(text) <= LABEL_LENGTH:
+        return text
+    return text[: LABEL_LENGTH - 1].rsplit(" ", 1)[0].rstrip(" ,;:.") + "…"
 
 
-_BENCH_EXTRA = (
-    "",
-    "",
-    "",
-    "creo que ",
-    "sería bueno ",
-    "propongo ",
-    "es urgente ",
-    "ojalá ",
-    "para el 2020 ",
-    "en la región ",
-)
-
-
-def _bench_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """``n`` answers from ~60 templates with random fillers, prefixes, case and accent
-    dropping and a typo now and then (so that most of them are distinct), with their theme."""
-    import random
-
-    table: dict[str, tuple[list[str], list[str]]] = {}
-    for line in _BENCH_TABLE.strip().splitlines():
-        if not line.startswith(" "):
-            name = line
-            table[name] = ([], [])
-        elif line.lstrip().startswith("= "):
-            table[name][1].extend(line.lstrip()[2:].split(" | "))
-        else:
-            table[name][0].append(line.strip())
-    rng = random.Random(seed)
-    names = sorted(table)
-    texts: list[str] = []
-    labels: list[str] = []
-    for _ in range(n):
-        name = rng.choice(names)
-        templates, fillers = table[name]
-        text = rng.choice(_BENCH_EXTRA) + rng.choice(templates).format(x=rng.choice(fillers))
-        if rng.random() < 0.3:
-            text = _strip_accents(text)
-        if rng.random() < 0.3:
-            text = text.capitalize()
-        if rng.random() < 0.5:
-            words = text.split()
-            k = rng.randrange(len(words))
-            w = words[k]
-            if len(w) > 3:
-                j = rng.randrange(len(w) - 1)
-                words[k] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
-            text = " ".join(words)
-        if rng.random() < 0.4:
-            text += rng.choice((" por favor", ".", "!!", " 🙏", " y más"))
-        texts.append(text)
-        labels.append(name)
-    return texts, labels
-
-
-def _bench(n: int) -> None:
-    import resource
-    import time
-
-    texts, labels = _bench_texts(n)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start, cpu = time.perf_counter(), time.process_time()
-    themes = group_themes(texts)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    grouped = sum(t.size for t in themes)
-    majority = sum(Counter(labels[i] for i in t.members).most_common(1)[0][1] for t in themes)
-    print(
-        f"{n} texts ({len(set(texts))} distinct): {len(themes)} themes in {seconds:.1f} s "
-        f"({cpu:.1f} s CPU); "
-        f"peak RSS {peak / 1024:.0f} MiB (before grouping {before / 1024:.0f} MiB); "
-        f"{grouped / n:.0%} grouped, purity {majority / max(grouped, 1):.3f}"
-    )
-    for t in themes:
-        print(f"  {t.size:7d}  {t.label}  | {t.examples[0]!r}")
-
-
-if __name__ == "__main__":
-    import sys
-
-    _bench(int(sys.argv[1]) if len(sys.argv) > 1 else 300_000)
+def restated(theme: Theme, options: Sequence[str]) -> str | None:
+    """The first of ``options`` (labels of the question's listed options) that ``theme``
+    says again in other words, or None."""
+    said = set(normalise(theme.label)) | set(normalise(" ".join(theme.words)))
+    for option in options:
+        stems = set(normalise(option))
+        if stems and len(stems & said) / len(stems) >= RESTATES:
+            return option
+    return None

@@ -7,6 +7,7 @@ import typer
 from pydantic import ValidationError
 
 import storage
+from bot.cli.messages import say
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
 from flows import Definition, DefinitionError, load
@@ -17,7 +18,7 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        typer.echo(f"Invalid configuration:\n{exc}", err=True)
+        typer.echo(say("invalid_settings", error=exc), err=True)
         raise typer.Exit(2) from exc
 
 

@@ -40,6 +40,9 @@ from flows.events import (
 from storage import invitations
 
 ZONE = ZoneInfo("America/Santiago")
+DATABASE = "demo.db"
+"""The simulation's scratch SQLite file, in its output folder: never ``DATABASE_URL``, so that
+simulated answers cannot mix with real ones."""
 MAX_EVENTS = 400
 """A simulated person gives up after this many events (a guard: it never happens)."""
 
@@ -642,7 +645,7 @@ def run_demo(
     definition = definition or load()
     if database_url is None:
         out.mkdir(parents=True, exist_ok=True)
-        db = out / "demo.db"
+        db = out / DATABASE
         for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             stale.unlink(missing_ok=True)
         database_url = f"sqlite:///{db}"

@@ -1,5 +1,5 @@
 """The ``consulta`` command: run the bot, rehearse in a terminal, check a consultation file,
-migrate the database and export answers."""
+migrate the database and export answers. What it says is in ``bot/cli/messages_es.yaml``."""
 
 from __future__ import annotations
 
@@ -15,32 +15,22 @@ import typer
 import storage
 from bot.cli.common import load_definition, load_settings, open_conversation
 from bot.cli.invite import app as invite_app
+from bot.cli.messages import say
 from flows import Definition, DefinitionError, load
 from flows.events import Button, Choice, Command, Event, Reply, Start, Text
 
-app = typer.Typer(help="Consulta: a public consultation over Telegram.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app = typer.Typer(help=say("app_help"), no_args_is_help=True)
+db_app = typer.Typer(help=say("db_help"), no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(invite_app, name="invite")
 
-NO_TOKEN = """\
-TELEGRAM_BOT_TOKEN is not set, so the bot cannot connect to Telegram.
 
-  1. In Telegram, talk to @BotFather, send /newbot and follow its questions.
-  2. Copy the token it gives you (it looks like 123456789:AAE...).
-  3. Put it in a file named .env in this folder:  TELEGRAM_BOT_TOKEN=123456789:AAE...
-     (.env.example lists every setting), then run `make run` again.
-
-To try the consultation without Telegram, rehearse it in this terminal:  consulta chat
-"""
-
-
-@app.command()
+@app.command(help=say("run_help"))
 def run() -> None:
     """Run the bot with long polling (migrates the database first)."""
     settings = load_settings()
     if not settings.telegram_bot_token:
-        typer.echo(NO_TOKEN, err=True)
+        typer.echo(say("no_token"), err=True)
         raise typer.Exit(2)
     from bot.adapter.app import build_application, build_scheduler, serve
     from bot.infra import logs
@@ -48,14 +38,13 @@ def run() -> None:
     logs.configure(settings.consulta_log_format)
 
     conv = open_conversation(settings)
-    typer.echo(
-        f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
-    )
+    c = conv.definition.consultation
+    typer.echo(say("running", title=c.title, version=conv.definition.version))
     application = build_application(settings, conv)
     asyncio.run(serve(application, scheduler_factory=lambda: build_scheduler(settings)))
 
 
-@app.command()
+@app.command(help=say("webhook_help"))
 def webhook() -> None:
     """Run the bot as a webhook server (production): Telegram posts updates over HTTPS
     through a proxy; each is answered once stored. Migrates the database first."""
@@ -63,7 +52,7 @@ def webhook() -> None:
 
     settings = load_settings()
     if not settings.telegram_bot_token:
-        typer.echo(NO_TOKEN, err=True)
+        typer.echo(say("no_token"), err=True)
         raise typer.Exit(2)
     try:
         check_settings(settings)
@@ -77,19 +66,18 @@ def webhook() -> None:
     from bot.adapter.webhook import serve_webhook
 
     conv = open_conversation(settings)
-    typer.echo(
-        f"Consultation «{conv.definition.consultation.title}» version {conv.definition.version}"
-    )
+    c = conv.definition.consultation
+    typer.echo(say("running", title=c.title, version=conv.definition.version))
     application = build_application(settings, conv)
     asyncio.run(
         serve_webhook(application, settings, scheduler_factory=lambda: build_scheduler(settings))
     )
 
 
-@app.command()
+@app.command(help=say("check_help"))
 def check(
-    file: Annotated[Path, typer.Argument(help="The consultation file (YAML) to validate.")],
-    diagram: Annotated[bool, typer.Option(help="Print the flow as a Mermaid diagram.")] = False,
+    file: Annotated[Path, typer.Argument(help=say("check_file"))],
+    diagram: Annotated[bool, typer.Option(help=say("check_diagram"))] = False,
 ) -> None:
     """Validate a consultation file and report every problem with its place in the file."""
     try:
@@ -98,9 +86,8 @@ def check(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     c = definition.consultation
-    typer.echo(
-        f"OK: {file}: «{c.title}», {len(c.questions)} questions, version {definition.version}"
-    )
+    typer.echo(say("check_ok", file=file, title=c.title, questions=len(c.questions),
+                   version=definition.version))  # fmt: skip
     if diagram:
         typer.echo(mermaid(definition))
 
@@ -117,12 +104,12 @@ def mermaid(definition: Definition) -> str:
     return "\n".join(lines)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", help=say("db_upgrade_help"))
 def db_upgrade() -> None:
     """Apply the database migrations (also done by `consulta run`)."""
     settings = load_settings()
     storage.upgrade(settings.database_url)
-    typer.echo(f"Database at the newest schema: {settings.database_url.split('@')[-1]}")
+    typer.echo(say("db_upgraded", where=_where(settings.database_url)))
 
 
 class ExportFormat(StrEnum):
@@ -130,55 +117,81 @@ class ExportFormat(StrEnum):
     xlsx = "xlsx"
 
 
-@app.command()
+def _where(url: str) -> str:
+    """A database URL without its credentials, to say which database."""
+    return url.split("@")[-1]
+
+
+@app.command(help=say("export_help"))
 def export(
-    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    out: Annotated[Path, typer.Option("--out", help=say("export_out"))],
     format: Annotated[
-        ExportFormat, typer.Option("--format", help="csv or xlsx.")
-    ] = ExportFormat.csv,
+        ExportFormat | None, typer.Option("--format", help=say("export_format"))
+    ] = None,
 ) -> None:
     """Export every answer, one row each, participants known only by their random code."""
-    from reports.export import answers_frame, write
+    from reports.export import FormatMismatch, answers_frame, format_of, write
 
+    try:
+        fmt = format_of(out, format.value if format else None)
+    except FormatMismatch as exc:
+        suffix = str(exc)
+        typer.echo(say("export_mismatch", out=out, suffix=suffix, format=format,
+                       out_stem=out.with_suffix("")), err=True)  # fmt: skip
+        raise typer.Exit(2) from exc
     settings = load_settings()
     definition = load_definition(settings)
     storage.upgrade(settings.database_url)
     sessions = storage.make_sessions(storage.make_engine(settings.database_url))
     with sessions() as session:
         frame = answers_frame(session, definition, settings.zone)
-    write(frame, out, format.value)
-    typer.echo(f"Wrote {len(frame)} answers to {out}")
+    write(frame, out, fmt, settings.zone)
+    typer.echo(say("export_done", rows=len(frame), out=out, format=fmt))
 
 
-@app.command()
+@app.command(help=say("report_help"))
 def report(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the digest to.")],
+    out: Annotated[Path, typer.Option("--out", help=say("report_out"))],
 ) -> None:
-    """Write the digest without Telegram: PNG charts, digest.md, the result table (XLSX, CSV)."""
+    """Write the digest without Telegram: PNG charts, digest.md, the result table (XLSX, CSV).
+    An empty or unmigrated database is said so, and nothing is written (exit 1)."""
     from datetime import UTC, datetime
 
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reports import aggregate
     from reports.digest import build
 
     settings = load_settings()
     definition = load_definition(settings)
-    storage.upgrade(settings.database_url)
-    sessions = storage.make_sessions(storage.make_engine(settings.database_url))
+    where = _where(settings.database_url)
+    engine = storage.make_engine(settings.database_url)
+    try:
+        migrated = inspect(engine).has_table("participants")
+    except SQLAlchemyError as exc:
+        typer.echo(say("report_unreachable", where=where, error=type(exc).__name__), err=True)
+        raise typer.Exit(1) from exc
+    if not migrated:  # a report never creates the tables of a database it did not find
+        typer.echo(say("report_unmigrated", where=where), err=True)
+        raise typer.Exit(1)
+    if not storage.at_head(engine):
+        storage.upgrade(settings.database_url)
+    sessions = storage.make_sessions(engine)
     with sessions() as session:
+        if aggregate.participants(session) == 0:
+            typer.echo(say("report_empty", where=where), err=True)
+            raise typer.Exit(1)
         digest = build(session, definition, since=None, until=datetime.now(UTC),
                        zone=settings.zone)  # fmt: skip
     for path in digest.write(out):
-        typer.echo(f"wrote {path}")
+        typer.echo(say("report_written", path=path))
 
 
-@app.command()
+@app.command(help=say("close_help"))
 def close(
-    at: Annotated[
-        str | None,
-        typer.Option(
-            help="Local date and time to close at (e.g. '2026-12-31 23:59'); default now."
-        ),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    at: Annotated[str | None, typer.Option(help=say("close_at"))] = None,
+    yes: Annotated[bool, typer.Option("--yes", help=say("close_yes"))] = False,
 ) -> None:
     """Close the consultation: no more answers, and the running bot sends the final summary
     to every participant who did not opt out (paced under Telegram's limits)."""
@@ -193,63 +206,56 @@ def close(
     try:
         moment = datetime.fromisoformat(at).replace(tzinfo=settings.zone) if at else now
     except ValueError as exc:
-        typer.echo(f"--at: not a date and time: {at!r} (e.g. '2026-12-31 23:59')", err=True)
+        typer.echo(say("close_bad_at", value=at), err=True)
         raise typer.Exit(2) from exc
     c = conv.definition.consultation
     with conv.sessions() as session:
         already = closing.closes_at(session, c.id)
         due = len(closing.recipients(session, conv.channel))
     if already is not None:
-        typer.echo(
-            f"«{c.title}» was already closed at {already.astimezone(settings.zone):%Y-%m-%d %H:%M}."
-        )
+        when = f"{already.astimezone(settings.zone):%d-%m-%Y %H:%M}"
+        typer.echo(say("close_already", title=c.title, when=when))
         raise typer.Exit(1)
     local = moment.astimezone(settings.zone)
-    when = "now" if at is None else f"at {local:%Y-%m-%d %H:%M} ({settings.consulta_timezone})"
+    when = (
+        say("close_now")
+        if at is None
+        else say("close_at_when", when=f"{local:%d-%m-%Y %H:%M}", zone=settings.consulta_timezone)
+    )
     if not yes:
-        typer.confirm(
-            f"Close «{c.title}» {when}? No answer will be taken afterwards, and {due} "
-            "participants will receive the final summary. This cannot be undone.",
-            abort=True,
-        )
+        if not typer.confirm(say("close_confirm", title=c.title, when=when, due=due)):
+            typer.echo(say("close_cancelled"), err=True)
+            raise typer.Exit(1)
     with conv.sessions.begin() as session:
         closing.record(session, c.id, moment, now)
     rate = settings.consulta_rate_limit or 30
-    typer.echo(
-        f"Closed {when}. The running bot (`consulta run` or `consulta webhook`) sends the final "
-        f"summary to {due} participants within a minute of the closing, at {rate:g} messages/s "
-        f"(about {max(1, round(due / rate / 60))} min)."
-    )
+    minutes = max(1, round(due / rate / 60))
+    typer.echo(say("close_done", when=when, due=due, rate=f"{rate:g}", minutes=minutes))
     in_file = file_closing(conv.definition, settings.zone)
     if in_file is not None and in_file < moment:
-        typer.echo(f"Note: the consultation file closes it earlier, at {in_file:%Y-%m-%d %H:%M}.")
+        typer.echo(say("close_file_earlier", when=f"{in_file:%d-%m-%Y %H:%M}"))
 
 
-@app.command()
+@app.command(help=say("demo_help"))
 def demo(
-    participants: Annotated[int, typer.Option(help="How many people to simulate.")] = 300,
-    out: Annotated[
-        Path, typer.Option("--out", help="Folder for the scratch database and report.")
-    ] = Path("demo"),
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same consultation).")] = 0,
+    participants: Annotated[int, typer.Option(help=say("demo_participants"))] = 300,
+    out: Annotated[Path, typer.Option("--out", help=say("demo_out"))] = Path("demo"),
+    seed: Annotated[int, typer.Option(help=say("demo_seed"))] = 0,
 ) -> None:
     """Simulate a consultation through the real engine in a scratch database, then write
     its report: see what Consulta does before you have a bot token."""
-    from bot.cli.demo import run_demo
+    from bot.cli.demo import DATABASE, run_demo
 
+    typer.echo(say("demo_where", db=out / DATABASE))
     stats = run_demo(out, participants, seed=seed)
-    typer.echo(f"Simulated {stats.participants} people ({stats.finished} finished, "
-               f"{stats.answers} answers); report in {out}/ (open {out}/digest.md)")  # fmt: skip
+    typer.echo(say("demo_done", participants=stats.participants, finished=stats.finished,
+                   answers=stats.answers, out=out))  # fmt: skip
 
 
-@app.command()
+@app.command(help=say("chat_help"))
 def chat(
-    participant: Annotated[
-        str, typer.Option("--as", help="Rehearsal participant's name.")
-    ] = "ensayo",
-    record: Annotated[
-        Path | None, typer.Option(help="Append the inputs to this file (JSON lines).")
-    ] = None,
+    participant: Annotated[str, typer.Option("--as", help=say("chat_as"))] = "ensayo",
+    record: Annotated[Path | None, typer.Option(help=say("chat_record"))] = None,
 ) -> None:
     """Rehearse the consultation in this terminal, with the same engine and database.
 

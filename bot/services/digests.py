@@ -129,11 +129,12 @@ async def export(conv: Conversation, settings: Settings) -> Document:
     """The full pseudonymous export, as a CSV document."""
 
     def frame_bytes() -> bytes:
-        from reports.export import answers_frame
+        from reports import spreadsheet
+        from reports.export import answers_frame, for_people
 
         with conv.sessions() as session:
             frame = answers_frame(session, conv.definition, settings.zone)
-        return frame.to_csv(index=False).encode("utf-8-sig")
+        return spreadsheet.csv(for_people(frame, settings.zone))
 
     data = await asyncio.to_thread(frame_bytes)
     name = f"consulta-{utcnow().astimezone(settings.zone):%Y%m%d-%H%M}.csv"

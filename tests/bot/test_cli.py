@@ -45,7 +45,7 @@ def test_check_reports_every_problem_with_its_line(tmp_path: Path) -> None:
 
     ok = consulta("check", str(bundled_path()), "--diagram", env=environment(tmp_path))
     assert ok.returncode == 0, ok.stderr
-    assert "6 questions" in ok.stdout and "flowchart TD" in ok.stdout
+    assert "6 preguntas" in ok.stdout and "flowchart TD" in ok.stdout
 
 
 def test_chat_rehearsal_then_export(tmp_path: Path) -> None:
@@ -59,11 +59,36 @@ def test_chat_rehearsal_then_export(tmp_path: Path) -> None:
     out = tmp_path / "export.csv"
     exported = consulta("export", "--format", "csv", "--out", str(out), env=env)
     assert exported.returncode == 0, exported.stderr
-    frame = pd.read_csv(out)
-    assert list(frame["choice"]) == ["De acuerdo"] and list(frame["text"]) == ["Porque sí"]
-    assert frame["participant"][0] != "ana" and len(frame["participant"][0]) == 8
-    assert frame["timestamp"][0].endswith(("-0300", "-0400"))  # America/Santiago
+    assert "Se escribieron 1 respuestas" in exported.stdout
+    frame = pd.read_csv(out, sep=";", encoding="utf-8-sig")
+    assert list(frame["Opción elegida"]) == ["De acuerdo"]
+    assert list(frame["Texto escrito"]) == ["Porque sí"]
+    assert frame["Participante"][0] != "ana" and len(frame["Participante"][0]) == 8
+    assert "Fecha y hora (America/Santiago)" in frame.columns
 
     xlsx = tmp_path / "export.xlsx"
-    assert consulta("export", "--format", "xlsx", "--out", str(xlsx), env=env).returncode == 0
-    assert len(pd.read_excel(xlsx)) == 1
+    assert consulta("export", "--out", str(xlsx), env=env).returncode == 0  # by extension
+    assert len(pd.read_excel(xlsx, sheet_name="Respuestas")) == 1
+
+    wrong = consulta("export", "--format", "csv", "--out", str(tmp_path / "x.xlsx"), env=env)
+    assert wrong.returncode == 2 and "--format csv" in wrong.stderr
+    assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_report_on_an_empty_or_unmigrated_database_says_so(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    missing = consulta("report", "--out", str(tmp_path / "r"), env=env)
+    assert missing.returncode == 1 and "consulta db upgrade" in missing.stderr
+    assert "Traceback" not in missing.stderr and not (tmp_path / "r").exists()
+
+    assert consulta("db", "upgrade", env=env).returncode == 0
+    empty = consulta("report", "--out", str(tmp_path / "r"), env=env)
+    assert empty.returncode == 1 and "no tiene participantes" in empty.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_is_in_spanish_with_the_same_names(tmp_path: Path) -> None:
+    shown = consulta("export", "--help", env=environment(tmp_path))
+    assert shown.returncode == 0
+    assert "--out" in shown.stdout and "--format" in shown.stdout
+    assert "Exporta todas las respuestas" in shown.stdout

@@ -112,11 +112,11 @@ def test_consulta_close_records_once_and_refuses_a_bad_date(tmp_path: Path) -> N
                               capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
 
     bad = consulta("close", "--at", "el lunes", "--yes")
-    assert bad.returncode == 2 and "not a date and time" in bad.stderr
+    assert bad.returncode == 2 and "no es una fecha y hora" in bad.stderr
     declined = consulta("close", stdin="n\n")
-    assert declined.returncode == 1 and "Aborted" in declined.stderr
+    assert declined.returncode == 1 and "No se cerró nada." in declined.stderr
     done = consulta("close", "--at", "2026-12-31 23:59", "--yes")
     assert done.returncode == 0, done.stderr
-    assert "Closed at 2026-12-31 23:59 (America/Santiago)" in done.stdout
+    assert "Cerrada el 31-12-2026 23:59 (America/Santiago)" in done.stdout
     again = consulta("close", "--yes")
-    assert again.returncode == 1 and "already closed at 2026-12-31 23:59" in again.stdout
+    assert again.returncode == 1 and "ya se cerró el 31-12-2026 23:59" in again.stdout

@@ -6,7 +6,6 @@ import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
@@ -84,24 +83,35 @@ def test_participation_by_comuna_and_role(counts) -> None:  # type: ignore[no-un
     assert int(recent.participation["new"].sum()) == 1  # only person 3 came after T0+1h
 
 
-def test_agreement_and_desirable_counts(counts) -> None:  # type: ignore[no-untyped-def]
+def test_option_counts_by_question(counts) -> None:  # type: ignore[no-untyped-def]
     everything, recent = counts
-    assert as_dict(everything.agreement, ["option"]) == {"de_acuerdo": 2, "en_parte": 1, "no_se": 1}
-    assert as_dict(everything.desirable, ["option"]) == {"peru": 3, "san_juan": 2, "henan": 1}
-    assert as_dict(recent.desirable, ["option"], "new") == {"peru": 1, "san_juan": 0, "henan": 1}
+    options = everything.options
+    agreement, desirable = options[options["question"] == "a"], options[options["question"] == "q1"]
+    assert as_dict(agreement, ["option"]) == {"de_acuerdo": 2, "en_parte": 1, "no_se": 1}
+    assert as_dict(desirable, ["option"]) == {"peru": 3, "san_juan": 2, "henan": 1}
+    fresh = recent.options[recent.options["question"] == "q1"]
+    assert as_dict(fresh, ["option"], "new") == {"peru": 1, "san_juan": 0, "henan": 1}
     assert as_dict(everything.systems, ["question", "system"]) == {("q1", "ambiental"): 2}
 
 
-def test_feasibility_shares(counts) -> None:  # type: ignore[no-untyped-def]
+def test_judgements_are_counted_by_the_change_they_refer_to(counts) -> None:  # type: ignore[no-untyped-def]
     everything, _ = counts
-    shares = aggregate.feasibility_shares(everything).set_index(["question", "option"])
-    # peru: judged by 1 (sí), 2 (en parte), 3 (sí) → 2/3 sí, 1/3 en parte
-    assert shares.loc[("q1", "peru"), "judged"] == 3
-    assert shares.loc[("q1", "peru"), "si"] == pytest.approx(2 / 3)
-    assert shares.loc[("q1", "peru"), "en_parte"] == pytest.approx(1 / 3)
-    assert shares.loc[("q1", "san_juan"), "no"] == 1.0  # only person 1 judged it (person 4 stopped)
-    assert shares.loc[("q1", "henan"), "no"] == 1.0
-    assert shares.loc[("q1", ""), "si"] == 1.0  # person 1's free-text change
+    judged = as_dict(everything.feasibility, ["question", "option", "verdict"])
+    # peru: person 1 sí, person 2 en parte, person 3 sí; person 4 stopped before judging
+    assert judged == {
+        ("q1", "peru", "si"): 2, ("q1", "peru", "en_parte"): 1,
+        ("q1", "san_juan", "no"): 1, ("q1", "henan", "no"): 1,
+    }  # fmt: skip
+
+
+def test_free_texts_and_their_verdicts(engine: Engine, counts) -> None:  # type: ignore[no-untyped-def]
+    with storage.make_sessions(engine)() as s:
+        texts = aggregate.free_texts(s, "q1", until=T0 + timedelta(hours=3))
+        verdicts = aggregate.free_verdicts(s, "q1", until=T0 + timedelta(hours=3))
+    assert sorted(texts["text"]) == ["Agua", "Más becas"]
+    assert texts["participant"].nunique() == 2
+    agua = texts[texts["text"] == "Agua"].iloc[0]
+    assert verdicts.values.tolist() == [[agua["participant"], agua["key"], "si"]]
 
 
 def joined(comuna: str, age: str | None, gender: str | None) -> list[Event]:
@@ -114,16 +124,8 @@ def joined(comuna: str, age: str | None, gender: str | None) -> list[Event]:
     ]  # fmt: skip
 
 
-@pytest.fixture
-def profiled(engine: Engine) -> Conversation:
-    """Ovalle 7 (4 women, 2 men, 1 not given), La Serena 6 (6 women), Illapel 3."""
-    people = (
-        [joined("ovalle", "e30_44", "mujer")] * 4
-        + [joined("ovalle", "e18_29", "hombre")] * 2
-        + [joined("ovalle", "e60_mas", None)]
-        + [joined("la_serena", "e45_59", "mujer")] * 6
-        + [joined("illapel", "e30_44", "mujer")] * 3
-    )
+def played(engine: Engine, people: list[list[Event]]) -> Conversation:
+    """A conversation in which each list of events is one participant's."""
     conv = Conversation(load(), storage.make_sessions(engine), clock=lambda: T0)
     for who, events in enumerate(people):
         for event in events:
@@ -131,25 +133,57 @@ def profiled(engine: Engine) -> Conversation:
     return conv
 
 
-def test_breakdown_hides_small_comunas_and_small_cells(profiled: Conversation) -> None:
+@pytest.fixture
+def profiled(engine: Engine) -> Conversation:
+    """Ovalle 7 (4 women, 2 men, 1 not given), La Serena 6 (6 women), Illapel 3."""
+    return played(
+        engine,
+        [joined("ovalle", "e30_44", "mujer")] * 4
+        + [joined("ovalle", "e18_29", "hombre")] * 2
+        + [joined("ovalle", "e60_mas", None)]
+        + [joined("la_serena", "e45_59", "mujer")] * 6
+        + [joined("illapel", "e30_44", "mujer")] * 3,
+    )
+
+
+def test_breakdown_rounds_every_cell_and_leaves_out_small_comunas(
+    profiled: Conversation,
+) -> None:
     with profiled.sessions() as s:
         counts = aggregate.count(s, since=None, until=T0 + timedelta(days=1))
 
-    gender, small = aggregate.breakdown(counts, "gender", COMUNAS)
+    comunas = COMUNAS[:-1]  # "fuera_region" is not a comuna
+    gender, small = aggregate.breakdown(counts, "gender", comunas, ["fuera_region", ""])
     assert small == ["illapel"]  # 3 people: not broken down at all
     assert list(gender.index) == ["la_serena", "ovalle"]  # deck order; no rest row (3 < 5)
-    assert gender.loc["la_serena", "mujer"] == 6
-    assert gender.loc["ovalle", "mujer"] is pd.NA  # 4 < 5
-    assert gender.loc["ovalle", "hombre"] is pd.NA
-    assert gender.loc["ovalle", aggregate.NOT_GIVEN] is pd.NA
-    assert gender.loc["la_serena", "hombre"] == 0  # zero is not a small group
+    assert gender.loc["la_serena"].to_dict() == {"mujer": 5, "hombre": 0, aggregate.NOT_GIVEN: 0}
+    # 4 women, 2 men, 1 not given: every published cell a multiple of 5
+    assert gender.loc["ovalle"].to_dict() == {"mujer": 5, "hombre": 5, aggregate.NOT_GIVEN: 5}
 
-    age, _ = aggregate.breakdown(counts, "age_band", COMUNAS)
-    assert age.loc["la_serena", "e45_59"] == 6
-    assert age.loc["ovalle", "e30_44"] is pd.NA
+    age, _ = aggregate.breakdown(counts, "age_band", comunas, [])
+    assert age.loc["la_serena", "e45_59"] == 5  # 6 people
+    assert age.loc["ovalle", "e30_44"] == 5  # 4 people
 
 
-def test_digest_shows_the_breakdown_with_small_numbers_hidden(profiled: Conversation) -> None:
+def test_the_rest_of_the_region_holds_only_small_comunas(engine: Engine) -> None:
+    no_comuna: list[Event] = [Choice("c:y"), Choice("s:province:")]
+    conv = played(
+        engine,
+        [joined("ovalle", "e30_44", "mujer")] * 3
+        + [joined("illapel", "e30_44", "mujer")] * 3
+        + [joined("la_serena", "e30_44", "mujer")] * 9
+        + [no_comuna] * 6,
+    )
+    with conv.sessions() as s:
+        counts = aggregate.count(s, since=None, until=T0 + timedelta(days=1))
+    table, small = aggregate.breakdown(counts, "gender", COMUNAS[:-1], ["fuera_region", ""])
+    assert small == ["ovalle", "illapel"]
+    assert list(table.index) == ["la_serena", aggregate.REST, ""]
+    assert table.loc[aggregate.REST, "mujer"] == 5  # Ovalle 3 + Illapel 3 = 6, rounded
+    assert table.loc["", aggregate.NOT_GIVEN] == 5  # the 6 without comuna: their own row
+
+
+def test_digest_shows_the_breakdown_rounded(profiled: Conversation) -> None:
     from openpyxl import load_workbook
 
     from reports import digest
@@ -159,14 +193,14 @@ def test_digest_shows_the_breakdown_with_small_numbers_hidden(profiled: Conversa
                          zone=ZoneInfo("America/Santiago"), charts=False)  # fmt: skip
     assert "sin desglose (menos de 5 participantes): Illapel." in d.summary
     book = load_workbook(io.BytesIO(d.xlsx()))
-    assert book.sheetnames == ["resultado", "Edad", "Género"]
+    assert book.sheetnames == ["Resultado", "Edad", "Género"]
     rows = [[c.value for c in row] for row in book["Género"].iter_rows()]
     assert rows == [
         ["Comuna", "Mujer", "Hombre", "Sin indicar"],
-        ["La Serena", 6, 0, 0],
-        ["Ovalle", "<5", "<5", "<5"],
+        ["La Serena", 5, 0, 0],
+        ["Ovalle", 5, 5, 5],
     ]
-    assert "| Ovalle | <5 | <5 | <5 |" in d.markdown()
+    assert "| Ovalle | 5 | 5 | 5 |" in d.markdown()
 
 
 def test_the_participants_table_leaves_out_changes_named_by_fewer_than_five(counts) -> None:  # type: ignore[no-untyped-def]
@@ -174,9 +208,11 @@ def test_the_participants_table_leaves_out_changes_named_by_fewer_than_five(coun
 
     everything, _ = counts
     definition = load()
-    labels = digest._Labels(definition)
-    full = digest.result_table(definition, everything, labels).set_index("Pregunta Nº")
-    public = digest.result_table(definition, everything, labels, least=5).set_index("Pregunta Nº")
-    assert "(3)" in full.loc["1", "Cambios deseables al 2020"]  # Perú, chosen by 3 people
+    words = digest.Words(definition)
+    changes = digest.changes_of(definition, everything, words)
+    full = digest.result_table(definition, everything, words, changes).set_index("Pregunta Nº")
+    public = digest.result_table(definition, everything, words, changes, least=5)
+    public = public.set_index("Pregunta Nº")
+    assert "Perú (5)" in full.loc["1", "Cambios deseables al 2020"]  # 3 people, rounded
     assert public.loc["1", "Cambios deseables al 2020"] == "—"
     assert public.loc["1", "Cambios posibles al 2020"] == "—"

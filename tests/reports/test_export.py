@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import pytest
 from sqlalchemy import Engine
 
 import storage
@@ -13,7 +18,7 @@ from bot.services.conversation import Conversation
 from flows import Definition, load, parse
 from flows.definition import bundled_path
 from flows.events import Choice, Start, Text
-from reports.export import COLUMNS, answers_frame
+from reports.export import COLUMNS, FormatMismatch, answers_frame, format_of, write
 
 SANTIAGO = ZoneInfo("America/Santiago")
 NOON_UTC = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 09:00 in Santiago (summer, UTC-3)
@@ -48,7 +53,76 @@ def test_rows_are_pseudonymous_labelled_and_in_local_time(engine: Engine) -> Non
         ["q1", "deseable", "Perú", None, None, "La Serena"],
         ["q1", "deseable", None, "Red con Atacama", "Territorial", "La Serena"],
     ]
-    assert set(frame["timestamp"]) == {"2026-01-15 09:00:00-0300"}
+    assert set(frame["timestamp"]) == {pd.Timestamp("2026-01-15 09:00:00", tz=SANTIAGO)}
+
+
+HOSTILE = '=HYPERLINK("http://x.example";"clic")'
+
+
+def answered(engine: Engine) -> Conversation:
+    """One participant: a hostile free text, judged; options chosen and judged."""
+    conv = conversation(engine)
+    for event in [Start(), Choice("c:y"), Choice("pv:elqui"), Choice("cm:la_serena"),
+                  Choice("s:age_band:"), Choice("s:gender:"), Choice("ag:a:en_parte"),
+                  Text("+56 9 1234 5678"), Choice("o:q1:peru"), Text(HOSTILE),
+                  Choice("sy:q1.t1:territorial"), Choice("mo:q1:n"), Choice("n:q2"),
+                  Choice("n:q3"), Choice("n:q4"), Choice("f:q1.o.peru:si"),
+                  Choice("s:enabler:q1.o.peru"), Choice("f:q1.t1:no"),
+                  Text("@todos\tya")]:  # fmt: skip
+        conv.handle("4242", event)
+    return conv
+
+
+def test_xlsx_for_excel_es(engine: Engine, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    conv = answered(engine)
+    with conv.sessions() as s:
+        frame = answers_frame(s, conv.definition, SANTIAGO)
+    out = write(frame, tmp_path / "respuestas.xlsx", "xlsx", SANTIAGO)
+    sheet = load_workbook(out)["Respuestas"]
+    header = [c.value for c in sheet[1]]
+    assert header == [
+        "Participante", "Rol", "Comuna", "Pregunta", "Texto de la pregunta",
+        "Tipo de respuesta", "Sistema", "Opción elegida", "Texto escrito", "Cambio evaluado",
+        "Versión de la consulta", "Fecha y hora (America/Santiago)",
+    ]  # fmt: skip
+    assert all(c.font.bold for c in sheet[1]) and sheet.freeze_panes == "A2"
+    rows = [dict(zip(header, [c.value for c in row], strict=True))
+            for row in sheet.iter_rows(min_row=2)]  # fmt: skip
+    assert {r["Rol"] for r in rows} == {"Ciudadanía"}
+    stamp = rows[0]["Fecha y hora (America/Santiago)"]
+    assert stamp == datetime(2026, 1, 15, 9, 0)  # a real date-time cell, local wall time
+    texts = {r["Texto escrito"] for r in rows} - {None}
+    # nothing a participant wrote is a formula: each is text with a leading apostrophe
+    assert texts == {"'+56 9 1234 5678", "'" + HOSTILE, "'@todos\tya"}
+    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+    judged = {r["Cambio evaluado"] for r in rows} - {None}
+    assert judged == {"Perú", "'" + HOSTILE}  # the change's words, not its key
+    assert sheet.column_dimensions["E"].width <= 62
+    assert sheet["E2"].alignment.wrap_text
+
+
+def test_csv_for_excel_es(engine: Engine, tmp_path: Path) -> None:
+    conv = answered(engine)
+    with conv.sessions() as s:
+        frame = answers_frame(s, conv.definition, SANTIAGO)
+    data = write(frame, tmp_path / "respuestas.csv", "csv", SANTIAGO).read_bytes()
+    assert data.startswith(codecs.BOM_UTF8)
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][0] == "Participante" and len(rows[0]) == len(COLUMNS)
+    cells = {cell for row in rows for cell in row}
+    assert "'" + HOSTILE in cells and "'+56 9 1234 5678" in cells
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+    assert "2026-01-15 09:00:00" in cells
+
+
+def test_the_format_follows_the_extension() -> None:
+    assert format_of(Path("a.xlsx"), None) == "xlsx"
+    assert format_of(Path("a.CSV"), "csv") == "csv"
+    assert format_of(Path("a"), "xlsx") == "xlsx"
+    with pytest.raises(FormatMismatch):
+        format_of(Path("x.xlsx"), "csv")
 
 
 def test_answers_to_a_removed_question_keep_their_labels(engine: Engine) -> None:
