@@ -16,8 +16,9 @@ Method
   records them for the bundled consultation (``flows.load()``): one agreement answer (key
   ``a``, a quarter with a reason), options of the desirable questions (``q1.o.peru``, option
   ids from the file, a skewed popularity), free-text desirable changes for a subset of
-  people (55 %, one to three each: ``q2.t3``, texts built from ~80 Spanish templates with
-  fillers, prefixes, suffixes, missing accents and typos, so almost every text is unique;
+  people (55 %, one to three each: ``q2.t3``, texts of ``bot.cli.textbank``: ~80 Spanish
+  templates with fillers, prefixes, suffixes, missing accents and typos, so almost every
+  text is unique;
   80 % tagged with a system) and, for the 60 % who finished, feasibility judgements of
   their changes (``p.q1.o.peru``, ``refers_to`` the judged key, ``si``/``en_parte``/``no``,
   some with an enabler text). Participants: codes, comunas weighted by population (plus
@@ -68,7 +69,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -79,6 +79,7 @@ from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 import storage
+from bot.cli.textbank import AGREEMENT_REASONS, COMUNA_POPULATION, ENABLERS, TextBank
 from flows import Definition, State, load
 from flows.schema import Question
 from storage.models import Answer, Base, Participant
@@ -105,252 +106,9 @@ UNFINISHED_SHARE = 0.45
 """An unfinished participant gives this fraction of a finished one's answers, on average."""
 
 
-# --- the text bank --------------------------------------------------------------------------
-
-COMUNAS_WORDS = [
-    "La Serena", "Coquimbo", "Ovalle", "Illapel", "Vicuña", "Salamanca", "Los Vilos",
-    "Monte Patria", "Combarbalá", "Andacollo", "Canela", "Punitaqui", "Paihuano",
-    "La Higuera", "Río Hurtado",
-]  # fmt: skip
-COUNTRIES = [
-    "Francia", "China", "Argentina", "Canadá", "Italia", "España", "Perú", "Brasil",
-    "Japón", "Israel", "Australia", "Marruecos", "Cuba", "Alemania", "Corea",
-]  # fmt: skip
-RURAL = ["el secano", "Río Hurtado", "Canela", "Combarbalá", "Paihuano", "La Higuera",
-         "Punitaqui", "las comunidades agrícolas", "los sectores rurales"]  # fmt: skip
-
-# topic: (system it is usually tagged with, popularity, [(template, fillers)])
-TOPICS: dict[str, tuple[str, float, list[tuple[str, list[str]]]]] = {
-    "agua": ("ambiental", 3.0, [
-        ("Desalinizar agua de mar para {}", ["el consumo de la población",
-         "la agricultura del valle", "las comunas de la costa", "la minería",
-         "Coquimbo y La Serena"]),
-        ("Aprender de {} sobre el uso eficiente del agua", COUNTRIES),
-        ("Riego tecnificado para {}", ["los pequeños agricultores", "el secano",
-         "los crianceros", "las comunidades agrícolas", "el valle del Limarí"]),
-        ("Reutilizar las aguas grises en {}", ["los colegios", "las plazas", "los hogares",
-         "los parques", "el riego de áreas verdes"]),
-        ("Cuidar el agua de {}, se está secando", ["los ríos", "los embalses", "las napas",
-         "la cuenca del Elqui", "el Choapa"]),
-        ("Cooperación internacional contra la sequía en {}", COMUNAS_WORDS),
-    ]),
-    "energia": ("produccion", 2.0, [
-        ("Paneles solares en {}", ["los colegios", "los edificios públicos", "las casas",
-         "los consultorios", "las sedes vecinales"]),
-        ("Energía {} con apoyo de otros países", ["solar", "eólica", "mareomotriz",
-         "geotérmica", "renovable"]),
-        ("Que la minería use energía {}", ["solar", "limpia", "renovable", "eólica"]),
-        ("Parques eólicos en {}", ["la costa", "Canela", "Los Vilos", "el secano costero",
-         "La Higuera"]),
-        ("Subsidio para {}", ["paneles solares", "calefactores eficientes",
-         "colectores solares", "aislar las viviendas"]),
-        ("Cooperar con {} en energías renovables", COUNTRIES),
-    ]),
-    "educacion": ("social", 2.5, [
-        ("Becas para estudiar en {}", ["el extranjero", *COUNTRIES[:6]]),
-        ("Intercambio de estudiantes con universidades de {}", COUNTRIES),
-        ("Enseñar {} en las escuelas públicas", ["inglés", "francés", "chino mandarín",
-         "idiomas", "portugués"]),
-        ("Pasantías de {} en el extranjero", ["profesores", "técnicos",
-         "funcionarios públicos", "investigadores", "estudiantes de liceos técnicos"]),
-        ("Convenios entre la Universidad de La Serena y universidades de {}", COUNTRIES),
-        ("Que los jóvenes de {} puedan estudiar afuera y volver a la región", COMUNAS_WORDS),
-    ]),
-    "turismo": ("produccion", 2.0, [
-        ("Promocionar el turismo de la región en {}", ["Argentina", "Brasil", "Europa",
-         "China", "Estados Unidos"]),
-        ("Turismo {} durante todo el año", ["astronómico", "rural",
-         "de intereses especiales", "gastronómico", "patrimonial"]),
-        ("Guías turísticos que hablen {}", ["inglés", "portugués", "francés", "idiomas"]),
-        ("Atraer turistas {} también en invierno", ["argentinos", "brasileños", "europeos",
-         "de otros países"]),
-        ("Mejorar la infraestructura turística de {}", COMUNAS_WORDS),
-        ("Ruta del pisco y de las estrellas para {}", ["turistas extranjeros",
-         "visitantes argentinos", "los cruceros"]),
-    ]),
-    "corredor": ("territorial", 1.5, [
-        ("Terminar el túnel de Agua Negra {}", ["cuanto antes", "antes del 2020",
-         "para integrarnos con San Juan", "con financiamiento binacional"]),
-        ("Corredor bioceánico con {}", ["San Juan", "Argentina", "Brasil", "el Mercosur"]),
-        ("Mejorar los caminos hacia {}", ["Argentina", "San Juan", *COMUNAS_WORDS[:8]]),
-        ("Un puerto en Coquimbo para las exportaciones de {}", ["Argentina", "Brasil",
-         "San Juan", "Paraguay"]),
-        ("Abrir el paso {} todo el año", ["Agua Negra", "fronterizo", "cordillerano"]),
-        ("Conectar {} con el Pacífico por la región", ["el Atlántico", "Argentina",
-         "Brasil", "Paraguay"]),
-    ]),
-    "comercio": ("produccion", 1.5, [
-        ("Exportar {} a nuevos mercados", ["uva de mesa", "pisco", "productos del mar",
-         "hortalizas", "queso de cabra", "papayas"]),
-        ("Apoyar a las pymes para vender en {}", COUNTRIES),
-        ("Ferias internacionales para productores de {}", COMUNAS_WORDS),
-        ("Atraer inversión extranjera a {}", ["la agroindustria", "la acuicultura",
-         "el turismo", "las energías limpias", "la manufactura"]),
-        ("Tratados de comercio que beneficien a {}", ["los pequeños productores",
-         "los agricultores", "los pescadores", "las cooperativas"]),
-        ("Una oficina comercial de la región en {}", COUNTRIES),
-    ]),
-    "salud": ("social", 1.5, [
-        ("Buenas prácticas en el cuidado de {}", ["los adultos mayores", "los niños",
-         "las personas con discapacidad", "los enfermos crónicos"]),
-        ("Combatir la obesidad infantil como en {}", COUNTRIES),
-        ("Médicos especialistas de {} para la región", COUNTRIES),
-        ("Intercambio de experiencias en salud {}", ["rural", "primaria", "mental",
-         "preventiva"]),
-        ("Telemedicina para {}", RURAL),
-        ("Hogares para adultos mayores en {}", COMUNAS_WORDS),
-    ]),
-    "cultura": ("cultural", 1.0, [
-        ("Intercambios culturales con {}", COUNTRIES),
-        ("Difundir la cultura {} en el extranjero", ["diaguita", "de la región",
-         "del valle de Elqui", "de los crianceros"]),
-        ("Festival internacional de {} en La Serena", ["cine", "música", "teatro",
-         "folclor", "astronomía"]),
-        ("Fortalecer la identidad regional a través de {}", ["la cultura", "el patrimonio",
-         "las artes", "la educación"]),
-        ("Rescatar el patrimonio de {}", COMUNAS_WORDS),
-        ("Hermanar bibliotecas y museos con {}", COUNTRIES),
-    ]),
-    "migracion": ("social", 1.0, [
-        ("Integrar a los inmigrantes de {}", ["Perú", "Bolivia", "Colombia", "Venezuela",
-         "Haití"]),
-        ("Cursos de español para {}", ["inmigrantes", "familias haitianas",
-         "trabajadores extranjeros"]),
-        ("Acuerdos con {} sobre migración y trabajo", ["Perú", "Bolivia", "Argentina"]),
-        ("Que los trabajadores {} tengan sus papeles al día", ["extranjeros", "peruanos",
-         "bolivianos", "temporeros"]),
-        ("Una oficina de apoyo al migrante en {}", COMUNAS_WORDS),
-        ("Una relación de cooperación con {}", ["Perú", "Bolivia", "Tacna", "Arequipa"]),
-    ]),
-    "municipios": ("institucional", 1.0, [
-        ("Hermanar {} con ciudades de otros países", COMUNAS_WORDS),
-        ("Que las municipalidades participen en {}", ["la cooperación internacional",
-         "las redes de regiones", "el Arco Latino", "los convenios con Hérault"]),
-        ("Capacitar a los funcionarios municipales en {}", ["cooperación internacional",
-         "idiomas", "proyectos internacionales", "gestión de fondos"]),
-        ("Una oficina de relaciones internacionales en {}", COMUNAS_WORDS),
-        ("Asociación de municipios para {}", ["postular a fondos internacionales",
-         "el turismo", "el agua", "el reciclaje"]),
-        ("Fondos para proyectos de cooperación de {}", COMUNAS_WORDS),
-    ]),
-    "ambiente": ("ambiental", 1.2, [
-        ("Frenar la desertificación en {}", ["el secano", "Combarbalá",
-         "la provincia de Choapa", "el valle del Limarí"]),
-        ("Plantar árboles nativos en {}", RURAL),
-        ("Reciclaje como en {}", COUNTRIES),
-        ("Proteger {}", ["los humedales", "el pingüino de Humboldt", "las playas",
-         "la flora nativa", "los cielos oscuros"]),
-        ("Menos contaminación de {}", ["la minería", "las termoeléctricas", "los relaves",
-         "los buses"]),
-        ("Cuidar el borde costero de {}", ["Coquimbo", "Los Vilos", "La Higuera",
-         "Tongoy", "Canela"]),
-    ]),
-    "ciencia": ("cultural", 0.8, [
-        ("Aprovechar los observatorios para {}", ["el turismo", "la educación",
-         "la investigación", "formar técnicos"]),
-        ("Un centro de investigación internacional en {}", ["astronomía", "zonas áridas",
-         "acuicultura", "energía solar"]),
-        ("Cooperación científica con {}", COUNTRIES),
-        ("Que los astrónomos extranjeros enseñen en {}", ["los liceos", "las universidades",
-         "las escuelas rurales"]),
-        ("Transferencia tecnológica para {}", ["la agricultura", "la pesca artesanal",
-         "las pymes", "la minería"]),
-    ]),
-    "gobierno": ("institucional", 0.8, [
-        ("Más participación ciudadana en {}", ["las relaciones internacionales",
-         "los convenios", "las decisiones del Gobierno Regional"]),
-        ("Que el Gobierno Regional informe sobre {}", ["los convenios internacionales",
-         "los viajes al extranjero", "los resultados de la cooperación"]),
-        ("Una agencia regional de {}", ["cooperación", "promoción de inversiones",
-         "comercio exterior"]),
-        ("Transparencia en {}", ["los acuerdos internacionales", "el uso de los fondos",
-         "los viajes de autoridades"]),
-        ("Que la región pueda firmar acuerdos con {} sin pasar por Santiago", COUNTRIES),
-        ("Descentralizar {}", ["las relaciones internacionales", "los recursos",
-         "las decisiones"]),
-    ]),
-}  # fmt: skip
-PREFIXES = ["Creo que hay que ", "Propongo: ", "Sería bueno ", "Me gustaría ", "Ojalá ",
-            "Lo más importante: ", "Pienso que falta ", "Para mí, "]  # fmt: skip
-SUFFIXES = [" en la región", " para los jóvenes", " al 2020", " en las comunas rurales",
-            " con apoyo del gobierno regional", " y que dure en el tiempo", ". Es urgente",
-            "!!", ", como se hace en otros países", " y no solo en La Serena",
-            ", pensando en nuestros hijos", "."]  # fmt: skip
-BECAUSE = [
-    "así llegan más recursos", "la región tiene mucho potencial", "es lo que más falta",
-    "los jóvenes se van", "otros países ya lo hicieron", "hoy no se ve en las comunas",
-    "la sequía es cada vez peor", "nos haría más competitivos", "aquí sobra sol y viento",
-    "crearía trabajo", "somos vecinos", "hay que pensar en el futuro", "el turismo da empleo",
-    "hace años que se promete", "se perdería una gran oportunidad", "falta información",
-    "así se integra a los que llegan", "lo necesitan los pequeños productores",
-]  # fmt: skip
-REASONS = [
-    "La región tiene que mirar al mundo", "Las relaciones internacionales deben servir a la gente",
-    "Sin vincularlas a los problemas de aquí no sirven de nada", "Depende de cómo se haga",
-    "Primero hay que resolver los problemas de la región", "No conozco bien el tema",
-    "Los convenios actuales no se notan en las comunas", "Es la única forma de crecer",
-    "Hay que cuidar que no beneficie solo a las grandes empresas", "Me parece bien",
-]  # fmt: skip
-ENABLERS = [
-    "Más presupuesto del Gobierno Regional", "Voluntad política", "Que participen las "
-    "municipalidades", "Un convenio firmado con plazos", "Apoyo de las universidades",
-    "Que la gente lo exija", "Financiamiento internacional", "Continuidad entre gobiernos",
-]  # fmt: skip
-POPULATION = {
-    "la_serena": 221, "coquimbo": 227, "andacollo": 11, "la_higuera": 4.2, "paihuano": 4.5,
-    "vicuna": 27.7, "ovalle": 111, "combarbala": 13, "monte_patria": 30.7, "punitaqui": 10.9,
-    "rio_hurtado": 4.3, "illapel": 30.8, "canela": 9.1, "los_vilos": 21.4, "salamanca": 29.3,
-}  # fmt: skip
-"""Thousands of inhabitants (census 2017): how participants spread over the comunas."""
-
-
-def _strip_accents(s: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFD", s) if unicodedata.category(c) != "Mn")
-
-
-class TextBank:
-    """Desirable changes as people write them: a template, a filler, and noise."""
-
-    def __init__(self, rng: random.Random, systems: list[str]) -> None:
-        self.rng = rng
-        self.systems = systems
-        self.topics = list(TOPICS)
-        self.weights = [TOPICS[t][1] for t in self.topics]
-
-    def change(self) -> tuple[str, str | None]:
-        """A text and its system (None: not tagged)."""
-        rng = self.rng
-        topic = rng.choices(self.topics, self.weights)[0]
-        usual, _, templates = TOPICS[topic]
-        template, fillers = rng.choice(templates)
-        s = template.format(rng.choice(fillers))
-        if rng.random() < 0.12:  # two changes in one message
-            other_template, other_fillers = rng.choice(TOPICS[rng.choice(self.topics)][2])
-            other = other_template.format(rng.choice(other_fillers))
-            s += rng.choice((" y ", ", también ", ". Además: ")) + other[0].lower() + other[1:]
-        if rng.random() < 0.3:
-            s = rng.choice(PREFIXES) + s[0].lower() + s[1:]
-        if rng.random() < 0.3:
-            s += rng.choice((" en ", " sobre todo en ", ", pensando en ")) + rng.choice(
-                COMUNAS_WORDS
-            )
-        elif rng.random() < 0.3:
-            s += rng.choice(SUFFIXES)
-        if rng.random() < 0.35:
-            s += rng.choice((" porque ", ", ya que ", ": ")) + rng.choice(BECAUSE)
-        s = s.replace(" a el ", " al ").replace(" de el ", " del ")
-        if rng.random() < 0.25:
-            s = _strip_accents(s)
-        if rng.random() < 0.3:
-            s = s.lower()
-        if rng.random() < 0.08 and len(s) > 10:  # a typo: two letters swapped
-            i = rng.randrange(1, len(s) - 2)
-            s = s[:i] + s[i + 1] + s[i] + s[i + 2 :]
-        if rng.random() >= 0.8:
-            return s, None
-        if usual in self.systems and rng.random() < 0.7:
-            return s, usual
-        return s, rng.choice(self.systems)
+REASONS = [r for texts in AGREEMENT_REASONS.values() for r in texts]
+"""Reasons for the agreement answer, whatever it was."""
+POPULATION = COMUNA_POPULATION
 
 
 # --- the population -------------------------------------------------------------------------

@@ -38,8 +38,11 @@ How it works
    an answer that only rides along in an average-linkage chain, or is far from every sampled
    group, goes to no theme. Groups smaller than ``min_size`` answers go to no theme, and so
    do all but the ``max_themes`` largest.
-6. A theme's label is the stems with the highest weight in its centroid, each shown as the
-   most frequent surface form of that stem in the input ("energía", not "energi").
+6. A theme is named by its most central answer (the closest to the group's mean), verbatim
+   but for spaces, clipped at a word; its key words are the stems with the highest weight
+   in its centroid, each shown as the most frequent spelling of that stem in the input
+   (capitals and accents kept: "Henan", "energía", not "energi"). Its examples are the
+   answers closest to the centre, the label first.
 
 Limits
 ------
@@ -59,7 +62,7 @@ Limits
 Cost: normalising is a cached look-up per word (with PyStemmer installed, ``snowballstemmer``
 uses its C implementation: about 100× faster on the first sight of each word), the matrix is
 sparse, the clustering is quadratic in ``EXACT_LIMIT`` only and the assignment linear in the
-number of distinct answers: ``python -m reports.themes 300000`` measures time and peak RSS.
+number of distinct answers: ``python -m bench.themes 300000`` measures time and peak RSS.
 """
 
 from __future__ import annotations

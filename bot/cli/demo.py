@@ -17,7 +17,6 @@ import dataclasses
 import heapq
 import math
 import random
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import storage
+from bot.cli.textbank import (
+    AGREEMENT_REASONS,
+    COMUNA_POPULATION,
+    CONTACT_NAMES,
+    ENABLERS,
+    THEMES,
+    Theme,
+    strip_accents,
+)
 from bot.services.conversation import Conversation
 from flows import Definition, Step, load
 from flows.events import (
@@ -66,12 +74,6 @@ class SimulationStats:
 
 # --- how people answer ----------------------------------------------------------------------
 
-COMUNA_POPULATION = {  # thousands of inhabitants (Censo 2017)
-    "la_serena": 221, "coquimbo": 227, "andacollo": 11, "la_higuera": 4.2, "paihuano": 4.5,
-    "vicuna": 27.8, "ovalle": 111, "combarbala": 13.3, "monte_patria": 30.8,
-    "punitaqui": 10.9, "rio_hurtado": 4.3, "illapel": 30.8, "canela": 9.1,
-    "los_vilos": 21.4, "salamanca": 29.3,
-}  # fmt: skip
 OUTSIDE_SHARE, PROFILE_SKIP_SHARE, TYPES_COMUNA_SHARE = 0.05, 0.06, 0.08
 CONSENT_SHARE, RETURN_SHARE = 0.95, 0.3
 AGE_WEIGHTS = {"menos_18": 3, "e18_29": 24, "e30_44": 30, "e45_59": 24, "e60_mas": 13,
@@ -100,162 +102,6 @@ FEASIBILITY = {  # (sí, en parte, no): the near and the concrete look possible 
 DEFAULT_FEASIBILITY = (30, 40, 30)
 
 
-@dataclass(frozen=True)
-class Theme:
-    """Free-text changes about one subject: the system people tag them with, how likely
-    they are under each question, and how possible by 2020 people think they are."""
-
-    name: str
-    system: str
-    where: dict[str, float]
-    feasible: tuple[int, int, int]
-    texts: tuple[str, ...]
-
-
-THEMES = (
-    Theme("agua", "ambiental", {"q2": 3, "q4": 1.5}, (35, 45, 20), (
-        "Desalinizar agua de mar para consumo y riego, con tecnología de Israel o España",
-        "Cooperar con Hérault en riego tecnificado y uso eficiente del agua en la agricultura",
-        "Aprender de otras regiones áridas cómo enfrentar la sequía y la desertificación",
-        "Una planta desaladora para los valles de Elqui y Limarí con apoyo internacional",
-        "Intercambiar buenas prácticas para reutilizar aguas grises en las zonas rurales",
-        "Campañas para cambiar los hábitos de consumo de agua en las ciudades",
-        "Atrapanieblas en la costa para dar agua a las caletas, con ayuda de otros países",
-        "Proteger los glaciares y las cuencas con universidades extranjeras",
-    )),
-    Theme("energía", "ambiental", {"q2": 3, "q4": 1.5}, (50, 35, 15), (
-        "Aprovechar el sol del Norte Chico con energía solar en escuelas y postas",
-        "Parques eólicos en la costa de Choapa con tecnología europea",
-        "Paneles solares para los pequeños agricultores y las comunidades del secano",
-        "Cooperar con Europa en energías renovables para la minería",
-        "Formación técnica en instalación y mantención de paneles solares",
-        "Que la región produzca su propia energía limpia y deje de depender del carbón",
-        "Calentadores solares de agua para las viviendas sociales",
-        "Convenios con universidades de Alemania o España para investigar la energía solar",
-    )),
-    Theme("corredor bioceánico", "territorial", {"q1": 3, "q2": 1.5, "q4": 1}, (40, 40, 20), (
-        "Terminar el túnel de Agua Negra para unirnos con San Juan",
-        "Un corredor bioceánico que traiga productos de Argentina y Brasil al puerto de Coquimbo",
-        "Más intercambio cultural y deportivo con San Juan",
-        "Buses y vuelos regulares entre La Serena y San Juan",
-        "Un circuito turístico andino compartido con Argentina",
-        "Modernizar el puerto de Coquimbo para el comercio con Asia y el Atlántico",
-        "Que el comité de integración con San Juan se reúna cada año con resultados concretos",
-        "Mantener abierto el paso Agua Negra más meses al año",
-    )),
-    Theme("Perú y migración", "social", {"q1": 3, "q4": 1}, (25, 45, 30), (
-        "Una relación de cooperación con Perú que deje atrás la historia de la guerra",
-        "Programas de integración para los migrantes peruanos y de otros países",
-        "Intercambio de estudiantes con Perú y Bolivia",
-        "Acuerdos de comercio y turismo con las regiones del sur del Perú",
-        "Apoyar a los inmigrantes para que regularicen su situación y trabajen",
-        "Ferias culturales con las comunidades migrantes de la región",
-        "Cooperar con Perú en salud y en la atención de los migrantes",
-        "Enseñar en los colegios la historia común de Chile y Perú",
-    )),
-    Theme("salud", "social", {"q2": 2.5, "q4": 1.5}, (30, 45, 25), (
-        "Traer buenas prácticas de Europa para atender a los adultos mayores",
-        "Combatir la obesidad infantil con alimentación sana en los colegios, como en Francia",
-        "Intercambio de médicos especialistas con Hérault y Montpellier",
-        "Centros diurnos para adultos mayores con el modelo de Canadá",
-        "Telemedicina para las comunas rurales con apoyo de otros países",
-        "Formar cuidadores para una población que envejece",
-        "Aprender de Cuba en medicina preventiva y atención primaria",
-        "Más deporte y vida sana para los niños de todas las comunas",
-    )),
-    Theme("educación y becas", "social", {"q2": 2.5, "q1": 0.5, "q4": 1.5}, (45, 40, 15), (
-        "Becas para que los jóvenes de la región estudien en el extranjero y vuelvan",
-        "Intercambio estudiantil con colegios de Francia, Canadá y Argentina",
-        "Enseñar inglés desde la básica en todos los colegios públicos",
-        "Convenios entre las universidades de la región y universidades extranjeras",
-        "Pasantías en el extranjero para los profesores de la región",
-        "Intercambio de investigadores en astronomía, agronomía y medio ambiente",
-        "Cursos de idiomas gratuitos para guías de turismo y emprendedores",
-        "Becas técnicas para los jóvenes de las comunas rurales",
-    )),
-    Theme("turismo", "produccion", {"q2": 1, "q3": 0.7, "q4": 2}, (50, 35, 15), (
-        "Promocionar en el extranjero el turismo astronómico del valle de Elqui",
-        "Turismo todo el año y no solo en verano, con visitantes de Argentina y Brasil",
-        "Mejor atención al turista, con información en inglés y portugués",
-        "Rutas del pisco y del vino para los turistas extranjeros",
-        "Capacitar a los pequeños emprendedores turísticos de Paihuano y Vicuña",
-        "Dar a conocer el Parque Fray Jorge y la reserva del pingüino de Humboldt",
-        "Que los cruceros hagan escala en el puerto de Coquimbo",
-        "Ferias internacionales para mostrar la región como destino",
-    )),
-    Theme("municipios en redes", "institucional", {"q1": 1.5, "q3": 5, "q4": 0.5},
-          (45, 40, 15), (
-        "Hermanamientos entre nuestras comunas y municipios de otros países",
-        "Que los municipios participen en redes internacionales como el Arco Latino",
-        "Una oficina regional de relaciones internacionales que apoye a los municipios pequeños",
-        "Capacitar a los funcionarios municipales en cooperación internacional",
-        "Que los municipios de la región postulen juntos a fondos internacionales",
-        "Un encargado de relaciones internacionales en cada municipio",
-        "Consultar a los municipios antes de firmar convenios internacionales",
-        "Encuentros de alcaldes de Chile y Argentina para compartir experiencias",
-    )),
-    Theme("exportaciones y mipymes", "produccion", {"q1": 1, "q2": 1.5, "q4": 1.5},
-          (40, 40, 20), (
-        "Apoyar a las mipymes para que exporten, no solo a las grandes mineras",
-        "Exportar productos con valor agregado: pisco, papayas, quesos de cabra",
-        "Abrir mercados en China para los productos agrícolas, a través de Henan",
-        "Que la minería extranjera deje más beneficios en las comunas",
-        "Ferias comerciales en Asia para los productores de la región",
-        "Capacitación en comercio exterior para los pequeños empresarios",
-        "Atraer inversión extranjera que cuide el medio ambiente",
-        "Cooperativas de pequeños productores para exportar juntos",
-    )),
-    Theme("identidad cultural", "cultural", {"q1": 0.7, "q3": 1, "q4": 2.5}, (35, 45, 20), (
-        "Fortalecer la identidad regional: los diaguitas, Gabriela Mistral, el valle de Elqui",
-        "Intercambios de música, teatro y danza con otros países",
-        "Dar a conocer en el extranjero el legado de Gabriela Mistral",
-        "Proteger el patrimonio y la cultura de los pueblos originarios",
-        "Festivales internacionales en La Serena y en Ovalle",
-        "Que quienes llegan a vivir a la región conozcan su historia y su cultura",
-        "Rescatar las tradiciones de los crianceros y de la pesca artesanal",
-        "Casas de la cultura con programas de intercambio internacional",
-    )),
-)  # fmt: skip
-REASONS = {
-    "de_acuerdo": (
-        "Porque la cooperación tiene que servir a los problemas reales de la región",
-        "Los viajes y convenios solo se justifican si traen beneficios para la gente",
-        "Así las relaciones internacionales serán más creíbles",
-        "Es la manera de que la región no dependa solo de Santiago",
-        "La región ya exporta a todo el mundo; falta que eso llegue a las comunas",
-        "Sí, pero con participación de los municipios y de la sociedad civil",
-    ),
-    "en_parte": (
-        "Depende de qué desafíos; primero hay que resolver los problemas locales",
-        "De acuerdo, pero que no se gaste en viajes de autoridades",
-        "Hay desafíos más urgentes que las relaciones internacionales",
-    ),
-    "en_desacuerdo": (
-        "Es un gasto innecesario; hay necesidades más urgentes en la región",
-        "Las relaciones internacionales le corresponden al gobierno central",
-    ),
-    "no_se": ("No conozco bien lo que hace hoy la región en este tema",),
-}
-ENABLERS = (
-    "Un presupuesto regional estable para la cooperación",
-    "Voluntad política del Gobierno Regional y del Consejo Regional",
-    "Que participen los municipios y las universidades desde el comienzo",
-    "Un equipo profesional dedicado a las relaciones internacionales",
-    "Convenios con metas concretas y una evaluación pública de los resultados",
-    "El apoyo del gobierno central y de la Cancillería",
-    "Fondos de cooperación internacional, por ejemplo de la Unión Europea",
-    "Que se mantenga en el tiempo aunque cambien las autoridades",
-    "La participación de las empresas privadas y de las mineras",
-    "Informar a la ciudadanía y hacerla parte de los proyectos",
-    "Terminar a tiempo las obras de infraestructura",
-    "Formar a los funcionarios en idiomas y en gestión de proyectos",
-)
-CONTACT_NAMES = (
-    "María José Rojas", "Carlos Araya", "Paula Castillo", "Jorge Cortés", "Daniela Pizarro",
-    "Luis Tapia", "Carolina Alfaro", "Rodrigo Vega", "Francisca Olivares", "Andrés Díaz",
-    "Valentina Muñoz", "Felipe Rivera", "Camila Flores", "Héctor Barraza", "Javiera Ramírez",
-)  # fmt: skip
-"""Invented names for the simulated municipal contacts."""
 HOUR_WEIGHTS = (1, 0.5, 0.2, 0.1, 0.1, 0.2, 0.5, 1.5, 3, 4, 4.5, 4.5,
                 4, 4.5, 4, 3.5, 3.5, 4, 5, 6, 6.5, 6, 4, 2)  # fmt: skip
 """How active people are at each local hour: evenings most, nights least."""
@@ -274,10 +120,6 @@ def _casual(rng: random.Random, text: str) -> str:
     if rng.random() < 0.2:
         text = text.lower()
     return text + "." if rng.random() < 0.4 else text
-
-
-def _fold(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
 
 
 @dataclass
@@ -347,7 +189,7 @@ class _Person:
         if any(d.startswith("ag:") for d in offered):
             return self._agreement(offered, skip)
         if step == "reason":
-            texts = REASONS.get(self.verdict, ())
+            texts = AGREEMENT_REASONS.get(self.verdict, ())
             if texts and rng.random() < (0.35 if self.verdict != "de_acuerdo" else 0.2):
                 return Text(_casual(rng, rng.choice(texts)))
             return Choice(skip) if skip else None
@@ -373,7 +215,7 @@ class _Person:
         if province is not None and f"pv:{province.id}" in offered:
             if self.rng.random() < TYPES_COMUNA_SHARE:  # types it instead of tapping twice
                 label = next(c.label for c in province.comunas if c.id == self.comuna)
-                return Text(self.rng.choice((label, label.lower(), _fold(label))))
+                return Text(self.rng.choice((label, label.lower(), strip_accents(label))))
             return Choice(f"pv:{province.id}")
         return Choice(skip) if skip else None
 

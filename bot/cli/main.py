@@ -222,10 +222,9 @@ def close(
         if at is None
         else say("close_at_when", when=f"{local:%d-%m-%Y %H:%M}", zone=settings.consulta_timezone)
     )
-    if not yes:
-        if not typer.confirm(say("close_confirm", title=c.title, when=when, due=due)):
-            typer.echo(say("close_cancelled"), err=True)
-            raise typer.Exit(1)
+    if not yes and not typer.confirm(say("close_confirm", title=c.title, when=when, due=due)):
+        typer.echo(say("close_cancelled"), err=True)
+        raise typer.Exit(1)
     with conv.sessions.begin() as session:
         closing.record(session, c.id, moment, now)
     rate = settings.consulta_rate_limit or 30

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.cli.textbank import labelled_changes
 from reports import themes
 from reports.themes import Theme, group_themes, normalise
 
@@ -195,20 +196,36 @@ def test_themes_are_well_formed(fixture_themes: list[Theme]) -> None:
     assert found == fixture_themes[: len(found)]
 
 
-def test_labels_are_readable_words_of_the_answers(fixture_themes: list[Theme]) -> None:
-    """Each label word is a word as written in the answers (its most frequent spelling in all
-    of them, so "región" even where a member wrote "region"), of a stem of the theme."""
-    written = {w for text in TEXTS for w in themes._words(text)}
+def test_labels_are_the_most_central_answer_verbatim(fixture_themes: list[Theme]) -> None:
+    """A theme is named by its most central answer (spaces collapsed, clipped at a word);
+    its key words are words as written in the answers, capitals and accents kept."""
+    written = {w for text in TEXTS for w in themes._WORD.findall(text)}
     for t in fixture_themes:
+        assert t.examples[0] in {TEXTS[i] for i in t.members}
+        central = " ".join(t.examples[0].split())
+        assert t.label == central or (t.label.endswith("…") and central.startswith(t.label[:-1]))
+        assert len(t.label) <= themes.LABEL_LENGTH
         assert 1 <= len(t.words) <= 3
-        assert t.label == " · ".join(t.words)
         stems = {s for i in t.members for s in normalise(TEXTS[i])}
         for word in t.words:
             assert word in written, f"{word!r} is not written in any answer"
             assert normalise(word)[0] in stems, f"{word!r} is not a word of {t.label!r}"
-    labels = " ".join(t.label for t in fixture_themes)
-    for readable in ("energía", "obesidad", "becas", "municipios"):
-        assert readable in labels
+
+
+def test_proper_nouns_keep_their_capitals() -> None:
+    texts = ["convenio con Henan en agricultura", "cooperación con Henan en comercio",
+             "aprender de Henan sobre tecnología", "intercambio con Henan"]  # fmt: skip
+    (theme,) = group_themes(texts)
+    assert "Henan" in theme.words
+
+
+def test_a_theme_that_restates_an_option_is_marked() -> None:
+    texts = ["más energía solar en las escuelas", "energías alternativas para la minería",
+             "energía solar y eólica", "energías alternativas en el norte"]  # fmt: skip
+    (theme,) = group_themes(texts)
+    options = ["Corredor bioceánico con San Juan", "Energías alternativas"]
+    assert themes.restated(theme, options) == "Energías alternativas"
+    assert themes.restated(theme, ["Corredor bioceánico con San Juan", "Educación"]) is None
 
 
 def test_examples_are_verbatim_members(fixture_themes: list[Theme]) -> None:
@@ -245,7 +262,7 @@ def test_nothing_to_group() -> None:
 def test_one_text_with_min_size_one() -> None:
     (theme,) = group_themes(["Más turismo en el Valle de Elqui"], min_size=1)
     assert theme.members == (0,) and theme.examples == ("Más turismo en el Valle de Elqui",)
-    assert theme.words[0] in {"turismo", "valle", "elqui"}
+    assert theme.words[0] in {"turismo", "Valle", "Elqui"}  # as written
 
 
 def test_repeated_answers_count_each_time() -> None:
@@ -269,18 +286,20 @@ def test_long_answers() -> None:
 
 def test_sampled_grouping_is_pure_on_generated_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(themes, "EXACT_LIMIT", 500)
-    texts, labels = themes._bench_texts(4000, seed=1)
+    texts, labels = labelled_changes(4000, seed=1)
     found = group_themes(texts, max_themes=40)
     grouped = sum(t.size for t in found)
     assert grouped / len(texts) >= 0.7
-    assert purity(found, labels) >= 0.9
+    # about one generated answer in eight joins two topics ("... y ..."), labelled by the
+    # first: measured 0.878 with the text bank, so 0.85 leaves a small margin
+    assert purity(found, labels) >= 0.85
     assert group_themes(texts, max_themes=40) == found  # deterministic
     assert group_themes(texts, max_themes=40, random_state=1) != found  # the sample changed
 
 
 def test_sampled_grouping_keeps_a_repeated_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(themes, "EXACT_LIMIT", 50)
-    texts, _ = themes._bench_texts(400, seed=2)
+    texts, _ = labelled_changes(400, seed=2)
     texts += ["Queremos un observatorio ciudadano de glaciares"] * 300
     found = group_themes(texts)
     assert found[0].size >= 300
