@@ -96,6 +96,9 @@ class Digest:
     themes: tuple[Change, ...] = field(default=())
     profile: dict[str, pd.DataFrame] = field(default_factory=dict)
     """"Edad" and "Género": participants per comuna, rounded (``aggregate.breakdown``)."""
+    participation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Participants per place as the participation chart shows them, rounded: index the
+    places' names, columns citizens, municipal, finished, new."""
 
     def xlsx(self) -> bytes:
         """The result table, then one sheet per profile breakdown."""
@@ -169,13 +172,16 @@ def build(
         )
     public = _summary(definition, counts, words, changes, False, verbatim=False,
                       least=disclosure.MIN_PEOPLE)  # fmt: skip
+    by_comuna = aggregate.participation_by_comuna(counts, [o.id for o in c.profile.comunas()])
+    by_comuna = by_comuna.map(people)
+    by_comuna.index = pd.Index([words.comuna(x) for x in by_comuna.index])
     images: tuple[Image, ...] = ()
     if charts and has_news:
         footer = f"{c.id} · {local:%d-%m-%Y}"
-        images = _charts(definition, counts, words, changes, period, footer)
+        images = _charts(definition, counts, words, changes, by_comuna, period, footer)
     found = tuple(ch for q in changes.values() for ch in q if ch.theme)
     return Digest(title, period, has_news, summary, public, table, public_table, images,
-                  found, profile)  # fmt: skip
+                  found, profile, by_comuna)  # fmt: skip
 
 
 def _desirable(definition: Definition) -> list[Question]:
@@ -389,6 +395,7 @@ def _charts(
     counts: aggregate.Counts,
     words: Words,
     changes: dict[str, list[Change]],
+    by_comuna: pd.DataFrame,
     period: str,
     footer: str,
 ) -> tuple[Image, ...]:
@@ -396,9 +403,6 @@ def _charts(
 
     c = definition.consultation
     style = _Style(subtitle=period, footer=footer)
-    by_comuna = aggregate.participation_by_comuna(counts, [o.id for o in c.profile.comunas()])
-    by_comuna = by_comuna.map(people)
-    by_comuna.index = pd.Index([words.comuna(x) for x in by_comuna.index])
     title = "Participación por comuna"
     images = [
         Image("participacion.png", title, charts.participation(by_comuna, title=title, **style))

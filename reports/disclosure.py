@@ -23,6 +23,12 @@ threshold for what participants see.
 
 Published figures may not add up exactly (each is rounded on its own); the texts say
 "cifras redondeadas a múltiplos de 5".
+
+Limit (as for any deterministic rounding): an analyst who reasons with the interval behind
+each figure, rather than subtracting figures, can in rare extreme tables bound a cell to
+exactly 1 (a total at the top of its interval whose other parts are all at the bottom of
+theirs). Random rounding or cell-key perturbation would close that at the cost of figures
+that change between digests; tests/reports/test_disclosure.py attacks by subtraction.
 """
 
 from __future__ import annotations

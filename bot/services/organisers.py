@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 import storage
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
+from reports import disclosure
+from reports.disclosure import people
 from storage import invitations
 from storage.models import Participant
 
@@ -78,7 +80,11 @@ def progress(conv: Conversation) -> str:
         ).one()
     lines = [m.progress_header, ""]
     for r in rows:
-        counts = {k: v for k, v in vars(r).items() if k != "comuna"}
+        # people who joined go through disclosure control like every published count; the
+        # invitations are the organisers' own figures
+        counts = {k: v if k == "invited" else people(v) for k, v in vars(r).items()
+                  if k != "comuna"}  # fmt: skip
         lines.append(m.progress_line.format(comuna=labels.get(r.comuna, r.comuna), **counts))
-    lines += ["", m.progress_totals.format(participants=participants, finished=finished)]
+    totals = m.progress_totals.format(participants=people(participants), finished=people(finished))
+    lines += ["", f"{totals} ({disclosure.NOTE})"]
     return "\n".join(lines)

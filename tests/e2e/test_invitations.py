@@ -307,10 +307,11 @@ async def test_an_organiser_invites_and_follows_progress(running: RunningBot) ->
     lines = progress.splitlines()
     for label in COMUNAS:
         assert sum(line.startswith(f"{label}: ") for line in lines) == 1, label
-    assert "Monte Patria: 1 / 1 / 0 · 0 / 0" in lines
-    assert "Ovalle: 0 / 0 / 0 · 1 / 0" in lines
+    # people who joined are rounded to base 5 (reports.disclosure); invitations are not
+    assert "Monte Patria: 1 / 5 / 0 · 0 / 0" in lines
+    assert "Ovalle: 0 / 0 / 0 · 5 / 0" in lines
     assert "Canela: 0 / 0 / 0 · 0 / 0" in lines
-    assert "Total: 2 participantes, 0 terminaron." in lines
+    assert "Total: 5 participantes, 0 terminaron. (cifras redondeadas a múltiplos de 5)" in lines
 
 
 def press_together(
