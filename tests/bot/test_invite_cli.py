@@ -124,21 +124,22 @@ def test_importing_a_list_again_invites_only_the_new_contacts(
     contacts.write_text(GOOD + "Eva Araya,Alcaldesa,Illapel,\n", encoding="utf-8")
     again = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("is already invited") == 4
+    assert again.stdout.count("ya está invitado/a") == 4
     assert (
-        f"(id {first[1]}); skipped. A new link: consulta invite reissue {first[1]}" in again.stdout
+        f"(id {first[1]}); se omite. Un enlace nuevo: consulta invite reissue {first[1]}"
+        in again.stdout
     )
-    assert "Invited 1 contact(s)" in again.stdout
+    assert "Se invitó a 1 contacto(s)" in again.stdout
     assert [r.name for r in stored(sessions)][4:] == ["Eva Araya"]
 
     unchanged = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
-    assert "Nothing to import: every contact in the file is already invited." in unchanged.stdout
+    assert "todos los contactos del archivo ya están invitados." in unchanged.stdout
     assert len(stored(sessions)) == 5
 
     revoked = consulta("invite", "revoke", str(first[0]), env=env, cwd=tmp_path)  # Ana's
     assert revoked.returncode == 0, revoked.stderr
     after = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
-    assert "Invited 1 contact(s)" in after.stdout  # a revoked invitation does not count
+    assert "Se invitó a 1 contacto(s)" in after.stdout  # a revoked invitation does not count
     assert [r.name for r in stored(sessions)][5:] == ["Ana Rojas"]
 
 
@@ -154,7 +155,7 @@ def test_import_list_revoke_reissue(
     result = consulta("invite", "import", str(contacts), "--out", str(out), "--qr", str(qr),
                       env=env, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "Invited 4 contact(s)" in result.stdout
+    assert "Se invitó a 4 contacto(s)" in result.stdout
 
     rows = stored(sessions)
     assert [(r.name, r.institution, r.comuna, r.contact) for r in rows] == [
@@ -176,12 +177,12 @@ def test_import_list_revoke_reissue(
     assert len(set(tokens.values())) == 4
 
     with out.open(encoding="utf-8-sig", newline="") as f:
-        written = list(csv.DictReader(f))
-    assert [(w["name"], w["comuna"], w["contact"]) for w in written] == [
+        written = list(csv.DictReader(f, delimiter=";"))
+    assert [(w["nombre"], w["comuna"], w["contacto"]) for w in written] == [
         ("Ana Rojas", "Ovalle", "ana@example.cl"), ("Beto Díaz", "Río Hurtado", ""),
         ("Carla Soto", "La Serena", "+56 9 1234 5678"), ("Dora Pinto", "Canela", ""),
     ]  # fmt: skip
-    assert [w["link"].rsplit("=", 1)[1] for w in written] == list(tokens.values())
+    assert [w["enlace"].rsplit("=", 1)[1] for w in written] == list(tokens.values())
 
     pngs = sorted(qr.glob("*.png"))
     assert [p.name for p in pngs] == [
@@ -193,7 +194,8 @@ def test_import_list_revoke_reissue(
         with Image.open(png) as image:
             image.verify()
         with Image.open(png) as image:
-            assert image.width == image.height >= 21 * 10  # a QR code of at least version 1
+            assert image.width >= 21 * 10  # a QR code of at least version 1
+            assert image.height > image.width  # name, comuna and expiry under the code
 
     joins(sessions, "501", tokens["Ana Rojas"], finished=False)
     joins(sessions, "502", tokens["Beto Díaz"], finished=True)
@@ -203,7 +205,7 @@ def test_import_list_revoke_reissue(
         cwd=tmp_path,
     )
     assert revoked.returncode == 0, revoked.stderr
-    assert "Revoked invitation" in revoked.stdout
+    assert "Se anuló la invitación" in revoked.stdout
     with sessions() as s:
         now = datetime.now(UTC)
         assert invitations.check(invitations.find(s, tokens["Carla Soto"]), "9", now) == "revoked"
@@ -222,10 +224,10 @@ def test_import_list_revoke_reissue(
     status = {line.split("\t")[3].split(" (")[0]: line.split("\t")[2]
               for line in listed.stdout.splitlines() if "\t" in line}  # fmt: skip
     assert status == {
-        "Ana Rojas": "joined", "Beto Díaz": "finished", "Carla Soto": "revoked",
-        "Dora Pinto": "invited",
+        "Ana Rojas": "entró", "Beto Díaz": "terminó", "Carla Soto": "anulada",
+        "Dora Pinto": "invitado/a",
     }  # fmt: skip
-    assert "<ana@example.cl>" in listed.stdout and "4 invitation(s)." in listed.stdout
+    assert "<ana@example.cl>" in listed.stdout and "4 invitación(es)." in listed.stdout
 
 
 def test_a_bad_file_imports_nothing_and_names_every_line(tmp_path: Path) -> None:
@@ -244,19 +246,19 @@ def test_a_bad_file_imports_nothing_and_names_every_line(tmp_path: Path) -> None
         cwd=tmp_path,
     )
     assert result.returncode == 1
-    problems = [line.split(": ", 1)[1] for line in result.stderr.splitlines() if ": line " in line]
+    problems = [line.split(": ", 1)[1] for line in result.stderr.splitlines() if ": línea " in line]
     assert problems == [
-        "line 3: empty name",
-        "line 4: unknown comuna 'Atlántida'",
-        "line 5: duplicate of line 2 (ana rojas, ovalle)",
-        "line 6: empty role/institution",
+        "línea 3: falta el nombre",
+        "línea 4: comuna desconocida 'Atlántida'",
+        "línea 5: repite la línea 2 (ana rojas, ovalle)",
+        "línea 6: falta el cargo o la institución",
     ]
-    assert "Nothing imported: 4 problem(s)." in result.stderr
+    assert "No se importó nada: 4 problema(s)." in result.stderr
     assert "https://" not in result.stdout
 
     assert dry.returncode == 0, dry.stderr
-    assert "would invite: Beto Díaz (Director DIDECO), Río Hurtado" in dry.stdout
-    assert "4 new contact(s) valid; nothing imported (--dry-run)." in dry.stdout
+    assert "se invitaría a: Beto Díaz (Director DIDECO), Río Hurtado" in dry.stdout
+    assert "4 contacto(s) nuevo(s) válido(s); no se importó nada (--dry-run)." in dry.stdout
     assert "https://" not in dry.stdout
     assert count_invitations(url) == 0
 
@@ -290,3 +292,87 @@ def test_the_bot_username_comes_from_get_me(tmp_path: Path) -> None:
             assert s.scalar(select(func.count()).select_from(Participant)) == 0
     finally:
         engine.dispose()
+
+
+EXCEL_ES = (  # "CSV (delimitado por comas)" saved by Excel in Spanish: cp1252, ';', CRLF
+    "Nombre;Cargo;Comuna;Teléfono\r\n"
+    "Ana Rojas;Alcaldesa;Paiguano;+56 9 1111 1111\r\n"
+    ";;;\r\n"
+    "Óscar Núñez;Secretario municipal;Vicuña;\r\n"
+    "Eva Araya;Concejala;Paihuano;\r\n"
+)
+
+
+def test_a_list_saved_by_excel_in_spanish(tmp_path: Path, sessions: sessionmaker[Session],
+                                         database_url: str) -> None:  # fmt: skip
+    env = environment(database_url, CONSULTA_BOT_USERNAME="consulta_bot")
+    contacts = tmp_path / "contactos.csv"
+    contacts.write_bytes(EXCEL_ES.encode("cp1252"))
+    result = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [(r.name, r.comuna) for r in stored(sessions)] == [
+        ("Ana Rojas", "paihuano"), ("Óscar Núñez", "vicuna"), ("Eva Araya", "paihuano"),
+    ]  # fmt: skip
+
+    latin = tmp_path / "latin.csv"  # Latin-1, ',' and a row of blanks
+    latin.write_bytes("nombre,cargo,comuna\nLía Peña,Alcaldesa,Río Hurtado\n,,\n".encode("latin-1"))
+    assert consulta("invite", "import", str(latin), env=env, cwd=tmp_path).returncode == 0
+    assert stored(sessions)[-1].name == "Lía Peña"
+
+
+def test_an_unknown_comuna_gets_the_closest_names(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}", CONSULTA_BOT_USERNAME="consulta_bot")
+    contacts = tmp_path / "contactos.csv"
+    contacts.write_bytes("Nombre;Cargo;Comuna\r\nAna;Alcaldesa;Cokimbo\r\n".encode("cp1252"))
+    result = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "línea 2: comuna desconocida 'Cokimbo'; ¿quiso decir «Coquimbo»" in result.stderr
+
+
+def test_a_file_that_cannot_be_read_gets_one_sentence(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}", CONSULTA_BOT_USERNAME="consulta_bot")
+    book = tmp_path / "contactos.csv"  # an Excel workbook under a .csv name
+    book.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    result = consulta("invite", "import", str(book), env=env, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "CSV UTF-8" in result.stderr
+
+    one_column = tmp_path / "nombres.csv"
+    one_column.write_bytes("Nombre\r\nAna Rojas\r\n".encode("cp1252"))
+    result = consulta("invite", "import", str(one_column), env=env, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "falta(n) la(s) columna(s) cargo, comuna" in result.stderr
+
+
+def test_reissue_checks_first_and_revives_a_revoked_link_only_on_request(
+    tmp_path: Path, sessions: sessionmaker[Session], database_url: str
+) -> None:
+    env = environment(database_url, CONSULTA_BOT_USERNAME="consulta_bot")
+    contacts = tmp_path / "contactos.csv"
+    contacts.write_text(GOOD, encoding="utf-8")
+    imported = consulta("invite", "import", str(contacts), env=env, cwd=tmp_path)
+    tokens = re.findall(LINK.format(bot="consulta_bot"), imported.stdout)
+    ana, beto = (r.id for r in stored(sessions)[:2])
+
+    no_name = consulta("invite", "reissue", str(ana), env=environment(database_url), cwd=tmp_path)
+    assert no_name.returncode == 2 and "no se cambió nada" in no_name.stderr
+    with sessions() as s:
+        assert invitations.find(s, tokens[0]) is not None  # the link still works
+
+    assert consulta("invite", "revoke", str(beto), env=env, cwd=tmp_path).returncode == 0
+    refused = consulta("invite", "reissue", str(beto), env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and "--revoked" in refused.stderr
+    with sessions() as s:
+        assert (
+            invitations.check(invitations.find(s, tokens[1]), "9", datetime.now(UTC)) == "revoked"
+        )
+    revived = consulta("invite", "reissue", str(beto), "--revoked", env=env, cwd=tmp_path)
+    assert revived.returncode == 0, revived.stderr
+    (token,) = re.findall(LINK.format(bot="consulta_bot"), revived.stdout)
+    with sessions() as s:
+        assert invitations.check(invitations.find(s, token), "9", datetime.now(UTC)) == "ok"
+
+    listed = consulta("invite", "list", env=env, cwd=tmp_path)
+    assert "  Ovalle: 1 · 0 · 0" in listed.stdout
+    silent = next(x for x in listed.stdout.splitlines() if x.startswith("Comunas sin ningún"))
+    assert "Coquimbo" in silent and "Ovalle" not in silent and "Fuera de la región" not in silent
