@@ -74,43 +74,33 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
     )
     participation["comuna"] = participation["comuna"].fillna("")  # not given: ""
     in_time = Answer.created_at <= until
-    # Grouped by kind too: the covering index starts with it, so the database reads the
-    # groups in index order instead of sorting every answer.
-    by_kind = _read(
+    # One pass over the covering index (its column order, so the database groups without
+    # sorting): the options chosen, and the judgements (an answer that refers to another).
+    # The smallest id of each group is in the index too: it names one judgement per judged
+    # key, through which the key is resolved below.
+    groups = _read(
         session,
         select(
             Answer.kind,
             Answer.question,
             Answer.option,
+            Answer.system,
+            Answer.refers_to,
             func.count().label("n"),
             _is_new(Answer.created_at, since).label("new"),
+            func.min(Answer.id).label("sample"),
         )
-        .where(in_time, Answer.option.is_not(None), Answer.refers_to.is_(None))
-        .group_by(Answer.kind, Answer.question, Answer.option),
+        .where(in_time, Answer.option.is_not(None))
+        .group_by(Answer.kind, Answer.question, Answer.option, Answer.system, Answer.refers_to),
     )
-    options = by_kind.groupby(["question", "option"], as_index=False)[["n", "new"]].sum()
+    chosen = groups[groups["refers_to"].isna()]
+    options = chosen.groupby(["question", "option"], as_index=False)[["n", "new"]].sum()
+    feasibility = _judged(session, groups[groups["refers_to"].notna()])
     systems = _read(
         session,
         select(Answer.question, Answer.system, func.count().label("n"))
         .where(in_time, Answer.option.is_(None), Answer.system.is_not(None))
         .group_by(Answer.question, Answer.system),
-    )
-    change = aliased(Answer)
-    feasibility = _read(
-        session,
-        select(
-            change.question,
-            change.option,
-            Answer.option.label("verdict"),
-            func.count().label("n"),
-        )
-        .join(
-            change,
-            and_(change.participant_id == Answer.participant_id, change.key == Answer.refers_to),
-        )
-        .where(in_time, Answer.refers_to.is_not(None), Answer.option.is_not(None))
-        .where(change.option.is_not(None))
-        .group_by(change.question, change.option, Answer.option),
     )
     profile = _read(
         session,
@@ -125,6 +115,34 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
     )
     profile["comuna"] = profile["comuna"].fillna("")
     return Counts(since, until, participation, options, systems, feasibility, profile)
+
+
+def _judged(session: Session, judgements: pd.DataFrame) -> pd.DataFrame:
+    """(refers_to, option = verdict, n, sample) groups → question, option, verdict, n of the
+    judged changes that are options.
+
+    An answer's key names the same change for every participant (the engine builds it from
+    the file's stable ids), so each judged key is resolved once, through one judgement of it
+    and the answer it refers to: a few hundred look-ups by the unique (participant, key)
+    index instead of a join of every judgement."""
+    columns = ["question", "option", "verdict", "n"]
+    if judgements.empty:
+        return pd.DataFrame(columns=columns)
+    change = aliased(Answer)
+    samples = [int(i) for i in judgements["sample"]]
+    resolved = _read(
+        session,
+        select(Answer.refers_to, change.question, change.option)
+        .join(
+            change,
+            and_(change.participant_id == Answer.participant_id, change.key == Answer.refers_to),
+        )
+        .where(Answer.id.in_(samples), change.option.is_not(None)),
+    ).drop_duplicates("refers_to")
+    frame = judgements.rename(columns={"option": "verdict", "question": "judging"}).merge(
+        resolved, on="refers_to"
+    )
+    return frame.groupby(["question", "option", "verdict"], as_index=False)["n"].sum()[columns]
 
 
 def participants(session: Session) -> int:
@@ -150,20 +168,14 @@ def free_texts(
     return _read(session, stmt)
 
 
-def free_verdicts(session: Session, question: str, *, until: datetime) -> pd.DataFrame:
-    """The judgements of the free-text answers of one question: ``participant``, ``key``
-    (of the judged answer), ``verdict``."""
-    change = aliased(Answer)
-    stmt = (
-        select(Answer.participant_id.label("participant"), change.key,
-               Answer.option.label("verdict"))
-        .join(
-            change,
-            and_(change.participant_id == Answer.participant_id, change.key == Answer.refers_to),
-        )
-        .where(Answer.created_at <= until, Answer.refers_to.is_not(None))
-        .where(Answer.option.is_not(None), change.question == question, change.option.is_(None))
-    )  # fmt: skip
+def judgements(session: Session, *, until: datetime) -> pd.DataFrame:
+    """Every judgement of an answer: ``participant``, ``key`` (of the judged answer),
+    ``verdict``; merged with ``free_texts`` it gives the verdicts of free texts."""
+    stmt = select(
+        Answer.participant_id.label("participant"),
+        Answer.refers_to.label("key"),
+        Answer.option.label("verdict"),
+    ).where(Answer.created_at <= until, Answer.refers_to.is_not(None), Answer.option.is_not(None))
     return _read(session, stmt)
 
 

@@ -300,11 +300,14 @@ def themes_of(session: Session, definition: Definition, until: datetime) -> dict
 
     possible = Words(definition).possible_ids()
     found: dict[str, list[Change]] = {}
+    every_verdict: pd.DataFrame | None = None
     for q in _desirable(definition):
         texts = aggregate.free_texts(session, q.id, until=until)
         if texts.empty:
             continue
-        verdicts = aggregate.free_verdicts(session, q.id, until=until)
+        if every_verdict is None:  # one read of the judgements serves every question
+            every_verdict = aggregate.judgements(session, until=until)
+        verdicts = texts[["participant", "key"]].merge(every_verdict, on=["participant", "key"])
         verdict = dict(zip(zip(verdicts["participant"], verdicts["key"], strict=True),
                            verdicts["verdict"], strict=True))  # fmt: skip
         who = texts["participant"].to_numpy()

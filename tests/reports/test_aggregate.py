@@ -107,7 +107,8 @@ def test_judgements_are_counted_by_the_change_they_refer_to(counts) -> None:  # 
 def test_free_texts_and_their_verdicts(engine: Engine, counts) -> None:  # type: ignore[no-untyped-def]
     with storage.make_sessions(engine)() as s:
         texts = aggregate.free_texts(s, "q1", until=T0 + timedelta(hours=3))
-        verdicts = aggregate.free_verdicts(s, "q1", until=T0 + timedelta(hours=3))
+        verdicts = aggregate.judgements(s, until=T0 + timedelta(hours=3))
+        verdicts = texts[["participant", "key"]].merge(verdicts, on=["participant", "key"])
     assert sorted(texts["text"]) == ["Agua", "Más becas"]
     assert texts["participant"].nunique() == 2
     agua = texts[texts["text"] == "Agua"].iloc[0]
