@@ -130,3 +130,16 @@ def test_every_desirable_question_has_a_chart_and_the_sheets_use_its_words(
     rows = [[c.value for c in row] for row in book["Edad"].iter_rows()]
     assert rows == [["Comuna", "30 o más"], ["Centro", 10]]  # Sector Norte (3): not shown
     assert "Sector Norte" in built.summary  # named among the comunas left out
+
+
+def test_new_since_the_last_digest_only_when_there_was_one(engine: Engine) -> None:
+    definition = store(engine)
+    until = T0 + timedelta(hours=1)
+    with storage.make_sessions(engine)() as s:
+        first = digest.build(s, definition, since=None, until=until,
+                             zone=ZoneInfo("America/Santiago"), charts=False)  # fmt: skip
+        later = digest.build(s, definition, since=T0 - timedelta(hours=1), until=until,
+                             zone=ZoneInfo("America/Santiago"), charts=False)  # fmt: skip
+    assert "Nuevos desde" not in first.summary and "+" not in first.summary
+    assert "Nuevos desde el resumen anterior: 15." in later.summary
+    assert "Renovar la plaza de armas (10, +10)" in later.summary

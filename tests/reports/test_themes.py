@@ -29,8 +29,10 @@ MIN_PAIR_PRECISION = 0.75
 MIN_TOGETHER = 5  # of the 7 hand-picked paraphrase pairs
 
 
-def load_fixture() -> tuple[list[str], list[str], dict[str, list[list[str]]]]:
-    data = yaml.safe_load(FIXTURE.read_text(encoding="utf-8"))
+def load_fixture(
+    path: Path = FIXTURE,
+) -> tuple[list[str], list[str], dict[str, list[list[str]]]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     texts: list[str] = []
     labels: list[str] = []
     for label, answers in data["themes"].items():
@@ -43,6 +45,12 @@ def load_fixture() -> tuple[list[str], list[str], dict[str, list[list[str]]]]:
 
 
 TEXTS, LABELS, PAIRS = load_fixture()
+UNSEEN = Path(__file__).parent / "fixtures" / "themes_es_2.yaml"
+"""Written after the grouping was built; no setting was chosen on it. Measured with the
+defaults: purity 0.787, 89.8% of the themed answers grouped, pair precision 0.581 (against
+0.895, 98.7% and 0.841 on the fixture the settings were chosen on): short answers on
+subjects without shared words (jobs, internet, astronomy) are grouped through words like
+"región" or "comunas"."""
 
 
 def purity(found: list[Theme], labels: list[str]) -> float:
@@ -304,3 +312,13 @@ def test_sampled_grouping_keeps_a_repeated_answer(monkeypatch: pytest.MonkeyPatc
     found = group_themes(texts)
     assert found[0].size >= 300
     assert "glaciares" in found[0].words
+
+
+def test_a_labelled_set_not_used_for_tuning() -> None:
+    """The thresholds sit under the first measurement (see ``UNSEEN``) and stay there."""
+    texts, labels, _ = load_fixture(UNSEEN)
+    found = group_themes(texts, max_themes=50)
+    assert purity(found, labels) >= 0.75
+    themed = {i for i, label in enumerate(labels) if not label.startswith("one-off")}
+    grouped = themed & {i for t in found for i in t.members}
+    assert len(grouped) / len(themed) >= 0.85
