@@ -75,7 +75,8 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
     participation["comuna"] = participation["comuna"].fillna("")  # not given: ""
     in_time = Answer.created_at <= until
     # One pass over the covering index (its column order, so the database groups without
-    # sorting): the options chosen, and the judgements (an answer that refers to another).
+    # sorting): the options chosen, the systems of free texts, and the judgements (an
+    # answer that refers to another).
     # The smallest id of each group is in the index too: it names one judgement per judged
     # key, through which the key is resolved below.
     groups = _read(
@@ -90,18 +91,16 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
             _is_new(Answer.created_at, since).label("new"),
             func.min(Answer.id).label("sample"),
         )
-        .where(in_time, Answer.option.is_not(None))
+        .where(in_time)
         .group_by(Answer.kind, Answer.question, Answer.option, Answer.system, Answer.refers_to),
     )
-    chosen = groups[groups["refers_to"].isna()]
+    own = groups[groups["refers_to"].isna()]  # answers that do not judge another
+    chosen = own[own["option"].notna()]
     options = chosen.groupby(["question", "option"], as_index=False)[["n", "new"]].sum()
-    feasibility = _judged(session, groups[groups["refers_to"].notna()])
-    systems = _read(
-        session,
-        select(Answer.question, Answer.system, func.count().label("n"))
-        .where(in_time, Answer.option.is_(None), Answer.system.is_not(None))
-        .group_by(Answer.question, Answer.system),
-    )
+    tagged = own[own["option"].isna() & own["system"].notna()]
+    systems = tagged.groupby(["question", "system"], as_index=False)["n"].sum()
+    judging = groups[groups["refers_to"].notna() & groups["option"].notna()]
+    feasibility = _judged(session, judging)
     profile = _read(
         session,
         select(

@@ -209,8 +209,7 @@ def group_themes(
     keys: list[tuple[str, ...]] = []
     surfaces: Counter[str] = Counter()
     for i, text in enumerate(texts):
-        words = _WORD.findall(text)
-        key = tuple(s for s in (_stem(w.casefold()) for w in words) if s)
+        key = tuple(s for s in map(_stem, _words(text)) if s)
         if not key:
             continue
         p = key_of.get(key)
@@ -218,7 +217,7 @@ def group_themes(
             p = key_of[key] = len(keys)
             keys.append(key)
             first.append(i)
-            surfaces.update(words)
+            surfaces.update(_WORD.findall(text))  # as written: capitals kept
         point_of[i] = p
     if not keys:
         return []
