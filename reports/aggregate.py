@@ -167,14 +167,14 @@ def free_texts(
     return _read(session, stmt)
 
 
-def judgements(session: Session, *, until: datetime) -> pd.DataFrame:
-    """Every judgement of an answer: ``participant``, ``key`` (of the judged answer),
-    ``verdict``; merged with ``free_texts`` it gives the verdicts of free texts."""
+def judgements(session: Session, *, until: datetime, keys: list[str]) -> pd.DataFrame:
+    """The judgements of answers whose key is one of ``keys``: ``participant``, ``key`` (of
+    the judged answer), ``verdict``."""
     stmt = select(
         Answer.participant_id.label("participant"),
         Answer.refers_to.label("key"),
         Answer.option.label("verdict"),
-    ).where(Answer.created_at <= until, Answer.refers_to.is_not(None), Answer.option.is_not(None))
+    ).where(Answer.created_at <= until, Answer.refers_to.in_(keys), Answer.option.is_not(None))
     return _read(session, stmt)
 
 

@@ -300,18 +300,21 @@ def themes_of(session: Session, definition: Definition, until: datetime) -> dict
 
     possible = Words(definition).possible_ids()
     found: dict[str, list[Change]] = {}
-    every_verdict: pd.DataFrame | None = None
+    texts_of = {
+        q.id: aggregate.free_texts(session, q.id, until=until) for q in _desirable(definition)
+    }
+    # the judgements of free texts only, for every question in one read
+    keys = sorted({k for texts in texts_of.values() for k in texts["key"]})
+    judged_texts = aggregate.judgements(session, until=until, keys=keys)
+    verdict = dict(zip(zip(judged_texts["participant"], judged_texts["key"], strict=True),
+                       judged_texts["verdict"], strict=True))  # fmt: skip
+    del judged_texts
     for q in _desirable(definition):
-        texts = aggregate.free_texts(session, q.id, until=until)
+        texts = texts_of.pop(q.id)
         if texts.empty:
             continue
-        if every_verdict is None:  # one read of the judgements serves every question
-            every_verdict = aggregate.judgements(session, until=until)
-        verdicts = texts[["participant", "key"]].merge(every_verdict, on=["participant", "key"])
-        verdict = dict(zip(zip(verdicts["participant"], verdicts["key"], strict=True),
-                           verdicts["verdict"], strict=True))  # fmt: skip
         who = texts["participant"].to_numpy()
-        keys = texts["key"].to_numpy()
+        keys_of = texts["key"].to_numpy()
         option_labels = [o.label for o in q.options]
         themes = []
         for t in group_themes(texts["text"].tolist(), max_themes=4 * MAX_THEMES):
@@ -319,8 +322,8 @@ def themes_of(session: Session, definition: Definition, until: datetime) -> dict
             persons = len(set(who[members].tolist()))
             if persons < MIN_THEME_PEOPLE:
                 continue
-            judged = {(who[i], keys[i]): verdict[who[i], keys[i]] for i in members
-                      if (who[i], keys[i]) in verdict}  # fmt: skip
+            judged = {(who[i], keys_of[i]): verdict[who[i], keys_of[i]] for i in members
+                      if (who[i], keys_of[i]) in verdict}  # fmt: skip
             # one voice per person: a person who judged several answers of the theme
             by_person: dict[object, bool] = {}
             for (person, _), v in judged.items():

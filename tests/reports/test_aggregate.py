@@ -107,7 +107,7 @@ def test_judgements_are_counted_by_the_change_they_refer_to(counts) -> None:  # 
 def test_free_texts_and_their_verdicts(engine: Engine, counts) -> None:  # type: ignore[no-untyped-def]
     with storage.make_sessions(engine)() as s:
         texts = aggregate.free_texts(s, "q1", until=T0 + timedelta(hours=3))
-        verdicts = aggregate.judgements(s, until=T0 + timedelta(hours=3))
+        verdicts = aggregate.judgements(s, until=T0 + timedelta(hours=3), keys=list(texts["key"]))
         verdicts = texts[["participant", "key"]].merge(verdicts, on=["participant", "key"])
     assert sorted(texts["text"]) == ["Agua", "Más becas"]
     assert texts["participant"].nunique() == 2
