@@ -92,3 +92,17 @@ def test_help_is_in_spanish_with_the_same_names(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "--out" in shown.stdout and "--format" in shown.stdout
     assert "Exporta todas las respuestas" in shown.stdout
+
+
+def test_demo_says_where_it_writes_and_git_ignores_it(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'real.db'}"
+    out = tmp_path / "demo"
+    result = consulta("demo", "--participants", "5", "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"Base de datos de la simulación: {out / 'demo.db'}" in result.stdout
+    assert "nunca DATABASE_URL" in result.stdout
+    assert (out / "demo.db").exists() and not (tmp_path / "real.db").exists()
+    root = Path(__file__).parents[2]
+    ignored = subprocess.run(["git", "check-ignore", "-q", "demo/digest.md"], cwd=root)
+    assert ignored.returncode == 0  # the default --out folder is not committed by mistake
