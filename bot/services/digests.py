@@ -156,13 +156,17 @@ async def results_text(conv: Conversation, settings: Settings) -> str:
 
 
 def public_results(conv: Conversation, digest: digests.Digest) -> str:
-    """What any participant may read: the summary and the result table without verbatim
-    free text, changes named by fewer than 5 people left out."""
+    """What any participant may read: the summary and the result table, nothing resting on
+    fewer than 5 people (``reports.disclosure``), every count rounded to base 5."""
     m = conv.definition.messages
     rows = []
     for number, desirable, possible in digest.public_table.itertuples(index=False):
-        also = f"\n   {m.summary_possible}: {possible}" if possible not in ("", "—") else ""
-        rows.append(f"{number} · {desirable}{also}")
+        # one change per line in the table's cells: indented under the question's number
+        listed = str(desirable).replace("\n", "\n   ")
+        also = ""
+        if possible not in ("", "—"):
+            also = f"\n   {m.summary_possible}:\n   " + str(possible).replace("\n", "\n   ")
+        rows.append(f"{number} · {listed}{also}")
     return "\n\n".join([digest.public_summary, *rows])
 
 

@@ -91,6 +91,8 @@ async def test_results_are_shown_after_closing_even_with_few_participants(
     conv.closing = closing_time.ClosingTime(conv.definition, SANTIAGO)
     (after,) = await ana.send("/resultados")
     assert after.startswith(running.conversation.definition.messages.results_header)
+    # one person answered: no share of the agreement question, before or after closing
+    assert "Pregunta A: " in after and "%" not in after
 
 
 def test_the_file_closes_at_the_end_of_its_day_in_the_consultation_zone() -> None:
