@@ -436,7 +436,7 @@ class _Timer:
             self.seconds += time.perf_counter() - t0
             self.cpu += _cpu_seconds() - cpu0
             self.calls += 1
-            if isinstance(result, list):
+            if hasattr(result, "__len__"):  # a list or a frame of texts
                 self.sizes.append(len(result))
             return result
 
@@ -501,7 +501,9 @@ def run_phase(name: str, url: str, *, cprofile: bool, trace: bool) -> dict[str, 
                             if q.kind == "desirable":
                                 texts = aggregate.free_texts(session, q.id, until=until)
                                 found += themes.group_themes(texts, max_themes=5)
-                out["themes"] = len(found)
+                out["themes"] = (
+                    sum(map(len, found.values())) if isinstance(found, dict) else len(found)
+                )
         finally:
             engine.dispose()
 

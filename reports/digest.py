@@ -317,7 +317,8 @@ def themes_of(session: Session, definition: Definition, until: datetime) -> dict
         keys_of = texts["key"].to_numpy()
         option_labels = [o.label for o in q.options]
         themes = []
-        for t in group_themes(texts["text"].tolist(), max_themes=4 * MAX_THEMES):
+        # twice as many as shown: some are left out once counted in people
+        for t in group_themes(texts["text"].tolist(), max_themes=2 * MAX_THEMES):
             members = list(t.members)
             persons = len(set(who[members].tolist()))
             if persons < MIN_THEME_PEOPLE:

@@ -242,8 +242,12 @@ def group_themes(
     # 6. Name and show them.
     unigram = np.array([" " not in f for f in names])
     best_surface = _surface_forms(surfaces)
+    theme_of_point = np.full(len(keys), -1, dtype=np.int64)
+    for k, points in enumerate(themes[:max_themes]):
+        theme_of_point[points] = k
+    theme_of_text = np.where(point_of >= 0, theme_of_point[point_of], -1)
     result: list[Theme] = []
-    for points in themes[:max_themes]:
+    for k, points in enumerate(themes[:max_themes]):
         centre = _mean(x, points, weight)
         sims = x[points] @ centre
         order = np.argsort(-np.where(unigram, centre, 0.0), kind="stable")
@@ -254,7 +258,7 @@ def group_themes(
             key=lambda k: (-round(float(sims[k]), 9), -weight[points[k]], first[points[k]]),
         )
         examples = tuple(texts[first[points[k]]] for k in central[:EXAMPLES])
-        members = tuple(int(i) for i in np.flatnonzero(np.isin(point_of, points)))
+        members = tuple(int(i) for i in np.flatnonzero(theme_of_text == k))
         result.append(
             Theme(
                 label=_trim(examples[0]),
