@@ -28,6 +28,16 @@ def test_relative_links_lead_to_files_of_the_tree(doc: Path) -> None:
     assert missing == []
 
 
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_paths_of_the_tree_named_in_code_exist(doc: Path) -> None:
+    """`bot/adapter/polling.py` and the like: files move, and the docs must follow."""
+    named = re.findall(
+        r"`((?:bot|flows|storage|reports|tests|deploy|bench|docs)/[\w./@-]*)`",
+        doc.read_text(encoding="utf-8"),
+    )
+    assert [path for path in named if not (ROOT / path).exists()] == []
+
+
 def test_readme_commands_exist() -> None:
     """Every row of the README's table of `consulta` commands, as ``--help`` of its words."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
