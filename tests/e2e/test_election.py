@@ -31,7 +31,7 @@ def leader_pid(engine: Engine) -> int | None:
         name = conn.scalar(text(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
             " WHERE l.locktype = 'advisory' AND l.classid = :ns AND l.objsubid = 2"
-            " AND l.granted"
+            " AND l.granted AND a.datname = current_database()"
         ), {"ns": SCHEDULER_LOCK})  # fmt: skip
     if name is None:
         return None
