@@ -346,16 +346,11 @@ def _to_event_answer(a: dict[str, Any]) -> ev.Answer:
 
 
 def remember_version(session: Session, defn: Definition, now: datetime) -> None:
-    """Keep the text of every consultation version that ran (once per version)."""
-    if session.get(ConsultationVersion, defn.version) is None:
-        session.add(
-            ConsultationVersion(
-                version=defn.version,
-                consultation_id=defn.consultation.id,
-                source=defn.text,
-                first_seen_at=now,
-            )
-        )
+    """Keep the text of every consultation version that ran (once per version; replicas
+    starting together each try, and the second insert does nothing)."""
+    values = {"version": defn.version, "consultation_id": defn.consultation.id,
+              "source": defn.text, "first_seen_at": now}  # fmt: skip
+    insert_if_absent(session, ConsultationVersion, values)
 
 
 def mark_unreachable(session: Session, channel: str, external_id: str, now: datetime) -> bool:

@@ -178,3 +178,28 @@ def test_a_claim_waits_for_the_same_update_in_another_transaction(sessions, defn
     with sessions() as s:
         assert s.scalar(select(Participant.state_version)) == 2  # consent, then the province once
         assert s.scalar(select(func.count()).select_from(ProcessedUpdate)) == 2
+
+
+def test_two_replicas_starting_together_keep_the_version_once(sessions, defn) -> None:
+    """Both record the consultation's version at start; neither fails (the second waits
+    for the first and inserts nothing)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from storage.models import ConsultationVersion
+
+    first = sessions()
+    try:
+        storage.repository.remember_version(first, defn, NOW)
+
+        def second() -> None:
+            with sessions.begin() as s:
+                storage.repository.remember_version(s, defn, NOW)
+
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(second)
+            first.commit()
+            waiting.result(timeout=10)
+    finally:
+        first.close()
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ConsultationVersion)) == 1
