@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flows import buttons as bt
 from flows import prompts
 from flows.definition import MAX_TEXT, Definition
 from flows.events import (
@@ -115,7 +116,8 @@ def _before_consent(
 ) -> Step:
     """Newcomers (state None: nothing stored) and those who declined."""
     m = defn.messages
-    if isinstance(event, Choice) and event.data.startswith(prompts.CONSENT_YES):
+    pressed = bt.decode(event.data) if isinstance(event, Choice) else None
+    if isinstance(pressed, bt.Consent) and pressed.accept:
         out.records.append(ConsentGiven())
         if invited is not None:
             out.records += [InvitationAccepted(invited.invitation_id),
@@ -123,7 +125,7 @@ def _before_consent(
             out.replies.append(Reply(m.consent_thanks_municipal))
             base = new_state(defn, "municipal", invited.comuna)
             return _enter(defn, base, base.question or "", out)
-        if event.data != prompts.CONSENT_YES:  # an invitation's button, whose check failed
+        if pressed.token:  # an invitation's button, whose check failed
             out.records.clear()
             out.replies += prompts.consent(defn)
             return out.done(state)
@@ -131,7 +133,7 @@ def _before_consent(
         new = new_state(defn)
         out.replies += prompts.current(defn, new)
         return out.done(new)
-    if isinstance(event, Choice) and event.data == prompts.CONSENT_NO and state is None:
+    if isinstance(pressed, bt.Consent) and state is None:  # declined
         out.records.append(ConsentDeclined())
         out.replies.append(Reply(m.declined))
         return out.done(State("declined", "declined", defn.version))
@@ -248,61 +250,60 @@ def _skip(defn: Definition, state: State, out: _Out) -> Step:
 
 
 def _choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
-    if data not in prompts.buttons_of(prompts.current(defn, state)):
+    button = bt.decode(data)
+    if button is None or data not in prompts.buttons_of(prompts.current(defn, state)):
         out.replies.append(Reply(defn.messages.stale_button))
         out.replies += prompts.current(defn, state)
         return out.done(state)
     if state.overlay is not None:
-        return _overlay_choice(defn, state, data, out)
-    kind, _, rest = data.partition(":")
-    if kind == "s":
-        return _skip(defn, state, out)
-    if kind == "pv":
-        return _goto(
-            defn, state.evolve(step="comuna" if rest else "province", target=rest or None), out
-        )
-    if kind == "cm":
-        out.records.append(ProfileSet("comuna", rest))
-        return _goto(defn, state.evolve(step="age_band", target=None, comuna=rest), out)
-    if kind == "ab":
-        out.records.append(ProfileSet("age_band", rest))
-        return _goto(defn, state.evolve(step="gender", age_band=rest), out)
-    if kind == "gd":
-        out.records.append(ProfileSet("gender", rest))
-        return _end_profile(defn, state.evolve(gender=rest), out)
+        return _overlay_choice(defn, state, button, out)
+    match button:
+        case bt.Skip():
+            return _skip(defn, state, out)
+        case bt.Province(province=province):
+            step = "comuna" if province else "province"
+            return _goto(defn, state.evolve(step=step, target=province or None), out)
+        case bt.Comuna(comuna=comuna):
+            out.records.append(ProfileSet("comuna", comuna))
+            return _goto(defn, state.evolve(step="age_band", target=None, comuna=comuna), out)
+        case bt.AgeBand(band=band):
+            out.records.append(ProfileSet("age_band", band))
+            return _goto(defn, state.evolve(step="gender", age_band=band), out)
+        case bt.Gender(gender=gender):
+            out.records.append(ProfileSet("gender", gender))
+            return _end_profile(defn, state.evolve(gender=gender), out)
     q = _question(defn, state)
-    if kind == "ag":
-        option = rest.split(":")[1]
-        previous = state.answer(q.id)
-        answer = Answer(q.id, q.id, "acuerdo", defn.version, option=option,
-                        text=previous.text if previous else None)  # fmt: skip
-        state = _record(state, answer, out)
-        if q.follow_up is None:  # the file asks no "why?"
+    match button:
+        case bt.Agree(option=option):
+            previous = state.answer(q.id)
+            answer = Answer(q.id, q.id, "acuerdo", defn.version, option=option,
+                            text=previous.text if previous else None)  # fmt: skip
+            state = _record(state, answer, out)
+            if q.follow_up is None:  # the file asks no "why?"
+                return _leave_question(defn, state, out)
+            return _goto(defn, state.evolve(step="reason"), out)
+        case bt.Toggle(option=option):
+            return _toggle(defn, state, q, option, out)
+        case bt.Write() | bt.More(what="y"):
+            return _goto(defn, state.evolve(step="write", target=None), out)
+        case bt.More(what="o"):
+            return _goto(defn, state.evolve(step="ask", target=None), out)
+        case bt.Next() | bt.More():
             return _leave_question(defn, state, out)
-        return _goto(defn, state.evolve(step="reason"), out)
-    if kind == "o":
-        return _toggle(defn, state, q, rest.split(":")[1], out)
-    if kind == "w" or (kind == "mo" and rest.endswith(":y")):
-        return _goto(defn, state.evolve(step="write", target=None), out)
-    if kind == "mo" and rest.endswith(":o"):
-        return _goto(defn, state.evolve(step="ask", target=None), out)
-    if kind == "n" or kind == "mo":
-        return _leave_question(defn, state, out)
-    if kind == "sy":
-        key, system = rest.rsplit(":", 1)
-        old = state.answer(key)
-        if old is not None:
-            state = _record(state, _with(old, defn, system=system), out)
-        return _goto(defn, state.evolve(step="more", target=None), out)
-    assert kind == "f", data
-    key, option = rest.rsplit(":", 1)
-    old = state.answer(f"p.{key}")
-    answer = Answer(f"p.{key}", q.id, "posible", defn.version, option=option,
-                    text=old.text if old else None, refers_to=key)  # fmt: skip
-    state = _record(state, answer, out)
-    if q.follow_up is None:  # the file asks no "what would make it possible?"
-        return _next_target(defn, state, out)
-    return _goto(defn, state.evolve(step="enabler"), out)
+        case bt.System(key=key, system=system):
+            old = state.answer(key)
+            if old is not None:
+                state = _record(state, _with(old, defn, system=system), out)
+            return _goto(defn, state.evolve(step="more", target=None), out)
+        case bt.Judge(key=key, option=option):
+            old = state.answer(f"p.{key}")
+            answer = Answer(f"p.{key}", q.id, "posible", defn.version, option=option,
+                            text=old.text if old else None, refers_to=key)  # fmt: skip
+            state = _record(state, answer, out)
+            if q.follow_up is None:  # the file asks no "what would make it possible?"
+                return _next_target(defn, state, out)
+            return _goto(defn, state.evolve(step="enabler"), out)
+    raise AssertionError(f"a button offered at step {state.step!r} was not handled: {data}")
 
 
 def _toggle(defn: Definition, state: State, q: Question, option: str, out: _Out) -> Step:
@@ -317,37 +318,40 @@ def _toggle(defn: Definition, state: State, q: Question, option: str, out: _Out)
     return out.done(state)
 
 
-def _overlay_choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
+def _overlay_choice(defn: Definition, state: State, button: bt.ButtonData, out: _Out) -> Step:
     m = defn.messages
-    kind, _, key = data.partition(":")
     closed = state.evolve(overlay=None, overlay_target=None)
-    if kind == prompts.CLOSE or data == "bz:n":
-        out.replies.append(Reply(m.erase_cancelled if data == "bz:n" else m.closed))
-        out.replies += prompts.current(defn, closed)
-        return out.done(closed)
-    if data == "bz:y":
-        out.records.append(ParticipantErased())
-        out.replies.append(Reply(m.erased))
-        return out.done(None)
-    if kind == "mn":
-        return _enter(defn, closed, key, out)
-    if kind == "rv" or kind == "re":
-        overlay = "review_item" if kind == "rv" else "review_edit"
-        return _goto(defn, state.evolve(overlay=overlay, overlay_target=key), out)
-    if kind == "rb":
-        return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
-    if kind == "rg":
-        answer = state.answer(key)
-        assert answer is not None
-        return _enter(defn, closed, answer.question, out)
-    assert kind == "rd", data
-    answer = state.answer(key)
-    assert answer is not None
-    state = _repair(defn, _remove(state, answer, out), out)  # the step may be about it
-    out.replies.append(Reply(m.review_deleted))
-    if not state.answers:
-        return _goto(defn, state.evolve(overlay=None, overlay_target=None), out)
-    return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+    match button:
+        case bt.Close() | bt.Erase(confirmed=False):
+            said = m.closed if isinstance(button, bt.Close) else m.erase_cancelled
+            out.replies.append(Reply(said))
+            out.replies += prompts.current(defn, closed)
+            return out.done(closed)
+        case bt.Erase():
+            out.records.append(ParticipantErased())
+            out.replies.append(Reply(m.erased))
+            return out.done(None)
+        case bt.GoTo(question=question):
+            return _enter(defn, closed, question, out)
+        case bt.ReviewItem(key=key):
+            return _goto(defn, state.evolve(overlay="review_item", overlay_target=key), out)
+        case bt.ReviewEdit(key=key):
+            return _goto(defn, state.evolve(overlay="review_edit", overlay_target=key), out)
+        case bt.ReviewBack():
+            return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+        case bt.ReviewGoTo(key=key):
+            answer = state.answer(key)
+            assert answer is not None
+            return _enter(defn, closed, answer.question, out)
+        case bt.ReviewDelete(key=key):
+            answer = state.answer(key)
+            assert answer is not None
+            state = _repair(defn, _remove(state, answer, out), out)  # the step may be about it
+            out.replies.append(Reply(m.review_deleted))
+            if not state.answers:
+                return _goto(defn, state.evolve(overlay=None, overlay_target=None), out)
+            return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+    raise AssertionError(f"a button offered in overlay {state.overlay!r} was not handled")
 
 
 # --- free text ------------------------------------------------------------------------------

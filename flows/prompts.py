@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from flows import buttons as bt
 from flows.definition import Definition
 from flows.events import Answer, Button, Invited, Reply
 from flows.schema import Option, Question
@@ -16,9 +17,9 @@ from flows.state import State
 
 Rows = tuple[tuple[Button, ...], ...]
 
-CONSENT_YES = "c:y"
-CONSENT_NO = "c:n"
-CLOSE = "x"
+CONSENT_YES = bt.Consent(True).encode()
+CONSENT_NO = bt.Consent(False).encode()
+
 MAX_REVIEW_BUTTONS = 40
 MAX_MESSAGE = 4096
 """Telegram's limit on the text of one message."""
@@ -32,8 +33,8 @@ def consent(defn: Definition, invited: Invited | None = None) -> list[Reply]:
     """
     m = defn.messages
     c = defn.consultation
-    yes = f"{CONSENT_YES}:{invited.token}" if invited else CONSENT_YES
-    buttons = ((Button(m.consent_yes, yes),), (Button(m.consent_no, CONSENT_NO),))
+    yes = bt.Consent(True, invited.token if invited else "").encode()
+    buttons = ((Button(m.consent_yes, yes),), (_b(m.consent_no, bt.Consent(False)),))
     if invited is None:
         return [Reply(c.welcome), Reply(c.consent, buttons)]
     comuna = next((o.label for o in c.profile.comunas() if o.id == invited.comuna), "")
@@ -55,7 +56,7 @@ def buttons_of(replies: Iterable[Reply]) -> set[str]:
 
 
 def skip_data(state: State) -> str:
-    return f"s:{state.step}:{state.target or state.question or ''}"
+    return bt.Skip(state.step, state.target or state.question or "").encode()
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -68,21 +69,21 @@ def _step(defn: Definition, state: State, *, context: bool) -> list[Reply]:
     if state.step == "declined":
         return [Reply(m.declined_again)]
     if state.step == "province":
-        rows = _grid([Button(p.label, f"pv:{p.id}") for p in c.profile.provinces], 3)
-        rows += ((Button(c.profile.outside.label, f"cm:{c.profile.outside.id}"),), (skip,))
+        rows = _grid([_b(p.label, bt.Province(p.id)) for p in c.profile.provinces], 3)
+        rows += ((_b(c.profile.outside.label, bt.Comuna(c.profile.outside.id)),), (skip,))
         return [Reply(m.ask_province, rows)]
     if state.step == "comuna":
         province = next((p for p in c.profile.provinces if p.id == state.target), None)
         comunas = province.comunas if province else []
         label = province.label if province else ""
-        rows = _grid([Button(o.label, f"cm:{o.id}") for o in comunas], 2)
-        rows += ((Button(m.btn_back, "pv:"), skip),)
+        rows = _grid([_b(o.label, bt.Comuna(o.id)) for o in comunas], 2)
+        rows += ((_b(m.btn_back, bt.Province()), skip),)
         return [Reply(m.ask_comuna.format(province=label), rows)]
     if state.step == "age_band":
-        rows = _grid([Button(o.label, f"ab:{o.id}") for o in c.profile.age_bands], 2)
+        rows = _grid([_b(o.label, bt.AgeBand(o.id)) for o in c.profile.age_bands], 2)
         return [Reply(m.ask_age_band, (*rows, (skip,)))]
     if state.step == "gender":
-        rows = _grid([Button(o.label, f"gd:{o.id}") for o in c.profile.genders], 2)
+        rows = _grid([_b(o.label, bt.Gender(o.id)) for o in c.profile.genders], 2)
         return [Reply(m.ask_gender, (*rows, (skip,)))]
     if state.step == "done":
         return [Reply(m.finished_again)]
@@ -104,32 +105,32 @@ def _question_step(defn: Definition, state: State, q: Question, skip: Button) ->
     if state.step == "ask" and q.kind == "agreement":
         given = state.answer(q.id)
         rows = _mark(
-            tuple((Button(o.label, f"ag:{q.id}:{o.id}"),) for o in q.options),
-            {f"ag:{q.id}:{given.option}"} if given else set(),
+            tuple((_b(o.label, bt.Agree(q.id, o.id)),) for o in q.options),
+            {bt.Agree(q.id, given.option or "").encode()} if given else set(),
         )
         return Reply(_header(defn, q, m.agreement_hint), (*rows, (skip,)))
     if state.step == "ask":
-        chosen = {f"o:{q.id}:{a.option}" for a in state.answers_to(q.id) if a.option}
-        rows = _mark(tuple((Button(o.label, f"o:{q.id}:{o.id}"),) for o in q.options), chosen)
+        chosen = {bt.Toggle(q.id, a.option).encode() for a in state.answers_to(q.id) if a.option}
+        rows = _mark(tuple((_b(o.label, bt.Toggle(q.id, o.id)),) for o in q.options), chosen)
         hint = m.desirable_hint if q.options else m.desirable_hint_no_options
-        rows += ((Button(m.btn_write, f"w:{q.id}"),), (Button(m.btn_next, f"n:{q.id}"),))
+        rows += ((_b(m.btn_write, bt.Write(q.id)),), (_b(m.btn_next, bt.Next(q.id)),))
         return Reply(_header(defn, q, hint), rows)
     if state.step == "reason":
         return Reply(q.follow_up or m.write_prompt, ((skip,),))
     if state.step == "write":
-        return Reply(m.write_prompt, ((Button(m.btn_next, f"n:{q.id}"),),))
+        return Reply(m.write_prompt, ((_b(m.btn_next, bt.Next(q.id)),),))
     if state.step == "system":
         answer = state.answer(state.target or "")
         sys = _grid(
-            [Button(s.label, f"sy:{state.target}:{s.id}") for s in defn.consultation.systems], 2
+            [_b(s.label, bt.System(state.target or "", s.id)) for s in defn.consultation.systems], 2
         )
         text = m.system_prompt.format(text=answer.text if answer else "")
         return Reply(text, (*sys, (skip,)))
     if state.step == "more":
-        rows = ((Button(m.btn_more_yes, f"mo:{q.id}:y"),),)
+        rows = ((_b(m.btn_more_yes, bt.More(q.id, "y")),),)
         if q.options:
-            rows += ((Button(m.btn_more_options, f"mo:{q.id}:o"),),)
-        rows += ((Button(m.btn_more_no, f"mo:{q.id}:n"),),)
+            rows += ((_b(m.btn_more_options, bt.More(q.id, "o")),),)
+        rows += ((_b(m.btn_more_no, bt.More(q.id, "n")),),)
         return Reply(m.more_prompt, rows)
     if state.step == "judge":
         targets = feasibility_targets(state)
@@ -138,9 +139,13 @@ def _question_step(defn: Definition, state: State, q: Question, skip: Button) ->
         text = m.judge_prompt.format(
             index=index, total=len(targets), change=describe(defn, target) if target else ""
         )
-        opts = tuple(Button(o.label, f"f:{state.target}:{o.id}") for o in q.options)
+        opts = tuple(_b(o.label, bt.Judge(state.target or "", o.id)) for o in q.options)
         current_judgement = state.answer(f"p.{state.target}")
-        marked = {f"f:{state.target}:{current_judgement.option}"} if current_judgement else set()
+        marked = (
+            {bt.Judge(state.target or "", current_judgement.option or "").encode()}
+            if current_judgement
+            else set()
+        )
         # the question's header once, on the first change; then only the change
         body = _header(defn, q, text) if index == 1 else text
         return Reply(body, (*_mark((opts,), marked), (skip,)))
@@ -160,18 +165,23 @@ def _header(defn: Definition, q: Question, hint: str) -> str:
 def _overlay(defn: Definition, state: State) -> Reply:
     m = defn.messages
     rows: Rows
-    close = (Button(m.btn_close, CLOSE),)
+    close = (_b(m.btn_close, bt.Close()),)
     if state.overlay == "menu":
         done = set(state.visited)
         rows = tuple(
-            (Button(f"{'✅ ' if q.id in done else ''}{q.number} · {q.title}", f"mn:{q.id}"),)
+            (_b(f"{'✅ ' if q.id in done else ''}{q.number} · {q.title}", bt.GoTo(q.id)),)
             for q in defn.consultation.questions
         )
         return Reply(m.menu_prompt, (*rows, close))
     by_key = {a.key: a for a in state.answers}
     if state.overlay == "review":
         rows = tuple(
-            (Button(_clip(f"{_number(defn, a)} · {describe(defn, a, by_key)}"), f"rv:{a.key}"),)
+            (
+                Button(
+                    _clip(f"{_number(defn, a)} · {describe(defn, a, by_key)}"),
+                    bt.ReviewItem(a.key).encode(),
+                ),
+            )
             for a in state.answers[:MAX_REVIEW_BUTTONS]
         )
         return Reply(m.review_prompt, (*rows, close))
@@ -181,17 +191,18 @@ def _overlay(defn: Definition, state: State) -> Reply:
             return Reply(m.review_empty, (close,))
         rows = ()
         if a.text is not None:
-            rows += ((Button(m.btn_edit_text, f"re:{a.key}"),),)
+            rows += ((_b(m.btn_edit_text, bt.ReviewEdit(a.key)),),)
         if defn.consultation.question(a.question) is not None:
-            rows += ((Button(m.btn_goto, f"rg:{a.key}"),),)
-        rows += ((Button(m.btn_delete, f"rd:{a.key}"),), (Button(m.btn_back, "rb"),))
+            rows += ((_b(m.btn_goto, bt.ReviewGoTo(a.key)),),)
+        rows += ((_b(m.btn_delete, bt.ReviewDelete(a.key)),), (_b(m.btn_back, bt.ReviewBack()),))
         return Reply(f"{_number(defn, a)} · {_title(defn, a)}\n\n{describe(defn, a, by_key)}", rows)
     if state.overlay == "review_edit":
         a = state.answer(state.overlay_target or "")
         return Reply(m.review_edit_prompt.format(text=a.text if a else ""), (close,))
     # erase
     return Reply(
-        m.erase_confirm, ((Button(m.btn_erase_yes, "bz:y"),), (Button(m.btn_erase_no, "bz:n"),))
+        m.erase_confirm,
+        ((_b(m.btn_erase_yes, bt.Erase(True)),), (_b(m.btn_erase_no, bt.Erase(False)),)),
     )
 
 
@@ -294,6 +305,10 @@ def _title(defn: Definition, a: Answer) -> str:
 
 def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _b(label: str, data: bt.ButtonData) -> Button:
+    return Button(label, data.encode())
 
 
 def _grid(buttons: list[Button], per_row: int) -> Rows:
