@@ -14,7 +14,7 @@ and answer keys about 30, so every button fits; ``encode`` checks it all the sam
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 MAX_DATA = 64
 """Telegram's limit on a button's callback data, in bytes."""
@@ -122,6 +122,14 @@ class Agree(ButtonData):
 
 
 @dataclass(frozen=True)
+class Facts(ButtonData):
+    """«Datos del taller»: the context cards of ``question``."""
+
+    prefix = "dt"
+    question: str
+
+
+@dataclass(frozen=True)
 class ReasonStill(ButtonData):
     """After a changed agreement: does the reason given before still hold?"""
 
@@ -145,23 +153,6 @@ class Next(ButtonData):
 
     prefix = "n"
     question: str
-
-
-@dataclass(frozen=True)
-class Write(ButtonData):
-    """ "Escribir un cambio" at a desirable question."""
-
-    prefix = "w"
-    question: str
-
-
-@dataclass(frozen=True)
-class More(ButtonData):
-    """After a change: add another (``y``), see the options (``o``) or go on (``n``)."""
-
-    prefix = "mo"
-    question: str
-    what: str
 
 
 @dataclass(frozen=True)
@@ -266,8 +257,8 @@ class Erase(ButtonData):
 KINDS: dict[str, type[ButtonData]] = {
     cls.prefix: cls
     for cls in (
-        Consent, StopReminders, Province, Comuna, AgeBand, Gender, Skip, Agree, ReasonStill,
-        Toggle, Next, Write, More, SaveText, System, Judge, Done, Close, GoTo, ReviewItem,
+        Consent, StopReminders, Province, Comuna, AgeBand, Gender, Skip, Agree, Facts, ReasonStill,
+        Toggle, Next, SaveText, System, Judge, Done, Close, GoTo, ReviewItem,
         ReviewBack, ReviewEdit, ReviewGoTo, ReviewDelete, ProfileEdit, Erase,
     )
 }  # fmt: skip
@@ -294,3 +285,18 @@ def decode(data: str) -> ButtonData | None:
             kwargs[f.name] = value
     button = cls(**kwargs)
     return button if button.encode() == data else None  # one spelling per button
+
+
+def role(data: str) -> Literal["yes", "no", "done"] | None:
+    """What a button means beside its label, for typed answers: "sí" presses a yes button,
+    "no" a no button, "listo" a done button."""
+    match decode(data):
+        case (
+            Consent(accept=yes) | SaveText(save=yes) | ReasonStill(keep=yes) | Erase(confirmed=yes)
+        ):
+            return "yes" if yes else "no"
+        case ReviewDelete(confirmed=True):
+            return "yes"
+        case Next() | Done():
+            return "done"
+    return None

@@ -33,10 +33,10 @@ class Messages(BaseModel):
     welcome_back: str
     consent_yes: str
     consent_no: str
+    consent_hint: str
     consent_required: str
     declined: str
     declined_again: str
-    consent_thanks: str
     consent_thanks_municipal: str
     invited_welcome: str
     invitation_upgraded: str
@@ -49,30 +49,42 @@ class Messages(BaseModel):
     btn_stop_reminders: str
     reminders_stopped: str
     no_reminders: str
+    consent_thanks: str
     ask_province: str
     ask_comuna: str
+    ask_comuna_any: str
     ask_age_band: str
     ask_gender: str
     profile_done: str
     btn_skip: str
     btn_back: str
     use_buttons: str
+    use_commands: str
+    which: str
     question_header: str
     context_header: str
+    btn_facts: str
+    subquestions_header: str
     agreement_hint: str
     desirable_hint: str
     desirable_hint_no_options: str
-    btn_write: str
     btn_next: str
     write_prompt: str
     system_prompt: str
+    btn_system_unknown: str
     more_prompt: str
-    btn_more_yes: str
-    btn_more_options: str
-    btn_more_no: str
+    more_prompt_after_no: str
+    save_confirm: str
+    btn_save_yes: str
+    btn_save_no: str
+    not_saved: str
     reason_saved: str
-    feasibility_intro: str
-    judge_prompt: str
+    reason_check: str
+    btn_reason_keep: str
+    btn_reason_new: str
+    judge_hint: str
+    judge_numbers: str
+    btn_done: str
     no_desirable: str
     text_too_long: str
     text_empty: str
@@ -83,12 +95,19 @@ class Messages(BaseModel):
     help: str
     menu_prompt: str
     btn_close: str
+    profile_place: str
+    profile_age_band: str
+    profile_gender: str
+    profile_not_given: str
     closed: str
     review_empty: str
     review_prompt: str
     btn_edit_text: str
     btn_goto: str
     btn_delete: str
+    delete_confirm: str
+    btn_delete_yes: str
+    btn_delete_no: str
     review_edit_prompt: str
     review_deleted: str
     review_updated: str
@@ -101,22 +120,21 @@ class Messages(BaseModel):
     nothing_to_cancel: str
     cancelled: str
     skipped: str
+    summary_question: str
     summary_title: str
-    summary_header: str
     summary_empty: str
     summary_desirable: str
     summary_possible: str
+    summary_none: str
     summary_reason: str
     summary_enabler: str
+    glossary_header: str
+    no_glossary: str
     finished_again: str
     version_changed: str
     removed_question: str
     private_only: str
     organiser_only: str
-    results_not_yet: str
-    results_header: str
-    consultation_closed: str
-    final_summary: str
     invite_usage: str
     invite_unknown_comuna: str
     invite_created: str
@@ -124,6 +142,10 @@ class Messages(BaseModel):
     progress_header: str
     progress_line: str
     progress_totals: str
+    results_not_yet: str
+    consultation_closed: str
+    final_summary: str
+    results_header: str
     commands: dict[str, str]
 
     @model_validator(mode="after")

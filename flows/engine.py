@@ -9,15 +9,17 @@ Bad participant input never raises: it becomes a reply and the state stays as it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from flows import buttons as bt
-from flows import prompts
+from flows import matching, prompts
 from flows.definition import MAX_TEXT, Definition
 from flows.events import (
     Answer,
     AnswerRecorded,
     AnswerRemoved,
+    Button,
     Choice,
     Command,
     ConsentDeclined,
@@ -57,7 +59,21 @@ class _Out:
     records: list[Record] = field(default_factory=list)
 
     def done(self, state: State | None) -> Step:
-        return Step(state, tuple(self.replies), tuple(self.records))
+        return Step(state, tuple(_readable(self.replies)), tuple(self.records))
+
+
+def _readable(replies: list[Reply]) -> list[Reply]:
+    """Every message at most ``prompts.MAX_MESSAGE`` characters; the buttons stay under the
+    last piece (a long participant text echoed back can make a reply longer)."""
+    out: list[Reply] = []
+    for reply in replies:
+        if len(reply.text) <= prompts.MAX_MESSAGE:
+            out.append(reply)
+            continue
+        *first, last = prompts.split_text(reply.text, prompts.MAX_MESSAGE)
+        out += [Reply(piece) for piece in first]
+        out.append(Reply(last, reply.buttons, reply.replace))
+    return out
 
 
 def new_state(defn: Definition, role: Role = "citizen", comuna: str | None = None) -> State:
@@ -91,7 +107,7 @@ def step(
     if isinstance(event, Start):
         out.replies.append(Reply(defn.messages.welcome_back))
         state = state.evolve(overlay=None, overlay_target=None)
-        out.replies += prompts.current(defn, state, context=True)
+        out.replies += prompts.resume(defn, state)
         return out.done(state)
     if isinstance(event, Command):
         return _command(defn, state, event, out)
@@ -117,6 +133,13 @@ def _before_consent(
     """Newcomers (state None: nothing stored) and those who declined."""
     m = defn.messages
     pressed = bt.decode(event.data) if isinstance(event, Choice) else None
+    if isinstance(event, Text) and state is None:
+        offered = prompts.offered(prompts.consent(defn))
+        found = matching.candidates(event.text, offered, _role)
+        pressed = bt.decode(found[0].data) if len(found) == 1 else None
+        if pressed is None:
+            out.replies.append(Reply(defn.messages.consent_hint))
+            return out.done(state)
     if isinstance(pressed, bt.Consent) and pressed.accept:
         out.records.append(ConsentGiven())
         if invited is not None:
@@ -138,13 +161,14 @@ def _before_consent(
         out.replies.append(Reply(m.declined))
         return out.done(State("declined", "declined", defn.version))
     if isinstance(event, Command):
-        texts = {"ayuda": m.help, "privacidad": defn.consultation.privacy}
+        texts = {"ayuda": m.help, "privacidad": defn.consultation.privacy,
+                 "glosario": prompts.glossary(defn)}  # fmt: skip
         if state is None:
             texts["borrar"] = m.nothing_stored
         fallback = m.consent_required if state is None else m.declined_again
         out.replies.append(Reply(texts.get(event.name, fallback)))
         return out.done(state)
-    if isinstance(event, Start) or (state is None and isinstance(event, Text)):
+    if isinstance(event, Start):
         out.replies += prompts.consent(defn, invited)
         return out.done(state)
     out.replies.append(Reply(m.consent_required if state is None else m.declined_again))
@@ -164,7 +188,7 @@ def _upgrade(defn: Definition, state: State, invited: Invited, out: _Out) -> Ste
         name=invited.name, institution=invited.institution, comuna=comuna)))  # fmt: skip
     if state.stage == "profile":
         return _enter(defn, state, defn.consultation.questions[0].id, out)
-    out.replies += prompts.current(defn, state, context=True)
+    out.replies += prompts.resume(defn, state)
     return out.done(state)
 
 
@@ -183,15 +207,16 @@ def _invite_problem(defn: Definition, invite: InviteCheck) -> str:
 
 def _command(defn: Definition, state: State, cmd: Command, out: _Out) -> Step:
     m = defn.messages
-    if cmd.name == "ayuda":
-        out.replies.append(Reply(m.help))
-        return out.done(state)
-    if cmd.name == "privacidad":
-        out.replies.append(Reply(defn.consultation.privacy))
+    texts = {"ayuda": m.help, "privacidad": defn.consultation.privacy,
+             "glosario": prompts.glossary(defn)}  # fmt: skip
+    if cmd.name in texts:
+        # then where they are, so that nobody has to scroll back up to find it
+        out.replies.append(Reply(texts[cmd.name]))
+        out.replies += prompts.resume(defn, state)
         return out.done(state)
     if cmd.name in ("menu", "revisar", "borrar"):
         overlay = {"menu": "menu", "revisar": "review", "borrar": "erase"}[cmd.name]
-        if overlay == "review" and not state.answers:
+        if overlay == "review" and not state.answers and not prompts.profile_lines(defn, state):
             out.replies.append(Reply(m.review_empty))
             return out.done(state)
         state = state.evolve(overlay=overlay, overlay_target=None)
@@ -214,8 +239,8 @@ def _cancel(defn: Definition, state: State, out: _Out) -> Step:
         out.replies.append(Reply(m.cancelled))
         out.replies += prompts.current(defn, state)
         return out.done(state)
-    if state.step == "write":
-        state = state.evolve(step="ask")
+    if state.step == "confirm":
+        state = state.evolve(step="ask", pending=None)
         out.replies.append(Reply(m.cancelled))
         out.replies += prompts.current(defn, state)
         return out.done(state)
@@ -224,7 +249,7 @@ def _cancel(defn: Definition, state: State, out: _Out) -> Step:
 
 
 def _skip(defn: Definition, state: State, out: _Out) -> Step:
-    """Leave the current step without answering it."""
+    """Leave the current step without answering it; at a question, the whole question."""
     s = state.step
     if s == "province" or s == "comuna":
         return _goto(defn, state.evolve(step="age_band", target=None), out)
@@ -232,18 +257,16 @@ def _skip(defn: Definition, state: State, out: _Out) -> Step:
         return _goto(defn, state.evolve(step="gender"), out)
     if s == "gender":
         return _end_profile(defn, state, out)
-    if s == "system":
-        return _goto(defn, state.evolve(step="more", target=None), out)
-    if s in ("judge", "enabler"):
-        return _next_target(defn, state, out)
+    if s == "system":  # «No sé»: the change stays, without a system
+        return _saved(defn, state, out)
     if s == "done":
         out.replies.append(Reply(defn.messages.finished_again))
         return out.done(state)
     # "Pregunta omitida" would be wrong after an answer (the agreement before its "why?")
-    answered = bool(state.answers_to(state.question or ""))
+    answered = prompts.answered(state, _question(defn, state))
     m = defn.messages
     out.replies.append(Reply(m.reason_saved if answered else m.skipped))
-    return _leave_question(defn, state, out)
+    return _leave_question(defn, state.evolve(pending=None), out)
 
 
 # --- buttons --------------------------------------------------------------------------------
@@ -275,35 +298,95 @@ def _choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
     q = _question(defn, state)
     match button:
         case bt.Agree(option=option):
-            previous = state.answer(q.id)
-            answer = Answer(q.id, q.id, "acuerdo", defn.version, option=option,
-                            text=previous.text if previous else None)  # fmt: skip
-            state = _record(state, answer, out)
-            if q.follow_up is None:  # the file asks no "why?"
-                return _leave_question(defn, state, out)
+            return _agree(defn, state, q, option, out)
+        case bt.ReasonStill(keep=True):
+            out.replies.append(Reply(defn.messages.reason_saved))
+            return _leave_question(defn, state, out)
+        case bt.ReasonStill():
+            old = state.answer(q.id)
+            if old is not None:
+                state = _record(state, _with(old, defn, text=None), out)
             return _goto(defn, state.evolve(step="reason"), out)
         case bt.Toggle(option=option):
             return _toggle(defn, state, q, option, out)
-        case bt.Write() | bt.More(what="y"):
-            return _goto(defn, state.evolve(step="write", target=None), out)
-        case bt.More(what="o"):
-            return _goto(defn, state.evolve(step="ask", target=None), out)
-        case bt.Next() | bt.More():
+        case bt.Facts():
+            out.replies += prompts.cards(defn, q)
+            return out.done(state)
+        case bt.Next():
             return _leave_question(defn, state, out)
+        case bt.SaveText(save=True):
+            return _new_change(defn, state.evolve(pending=None), q, state.pending or "", out)
+        case bt.SaveText():
+            out.replies.append(Reply(defn.messages.not_saved))
+            return _saved(defn, state.evolve(pending=None), out, said=False)
         case bt.System(key=key, system=system):
             old = state.answer(key)
             if old is not None:
                 state = _record(state, _with(old, defn, system=system), out)
-            return _goto(defn, state.evolve(step="more", target=None), out)
+            return _saved(defn, state, out)
         case bt.Judge(key=key, option=option):
-            old = state.answer(f"p.{key}")
             answer = Answer(f"p.{key}", q.id, "posible", defn.version, option=option,
-                            text=old.text if old else None, refers_to=key)  # fmt: skip
+                            refers_to=key)  # fmt: skip
             state = _record(state, answer, out)
-            if q.follow_up is None:  # the file asks no "what would make it possible?"
-                return _next_target(defn, state, out)
-            return _goto(defn, state.evolve(step="enabler"), out)
+            reply = prompts.judge_prompt(defn, state, q)
+            out.replies.append(Reply(reply.text, reply.buttons, replace=True))
+            return out.done(state)
+        case bt.Done():
+            return _judged(defn, state, q, out)
     raise AssertionError(f"a button offered at step {state.step!r} was not handled: {data}")
+
+
+def _agree(defn: Definition, state: State, q: Question, option: str, out: _Out) -> Step:
+    """An agreement chosen; a reason given for another choice before is not kept silently."""
+    previous = state.answer(q.id)
+    reason = previous.text if previous else None
+    answer = Answer(q.id, q.id, "acuerdo", defn.version, option=option, text=reason)
+    state = _record(state, answer, out)
+    if q.follow_up is None:  # the file asks no "why?"
+        return _leave_question(defn, state, out)
+    if reason and previous is not None and previous.option != option:
+        return _goto(defn, state.evolve(step="reason_check"), out)
+    if reason:
+        out.replies.append(Reply(defn.messages.reason_saved))
+        return _leave_question(defn, state, out)
+    return _goto(defn, state.evolve(step="reason"), out)
+
+
+def _new_change(defn: Definition, state: State, q: Question, text: str, out: _Out) -> Step:
+    """A desirable change in the participant's words; then, which system it belongs to."""
+    key = f"{q.id}.t{state.seq + 1}"
+    state = _record(state, Answer(key, q.id, "deseable", defn.version, text=text), out)
+    first = not any(a.kind == "deseable" and a.text for a in state.answers if a.key != key)
+    state = state.evolve(step="system", target=key, seq=state.seq + 1)
+    out.replies.append(prompts.system_prompt(defn, state, full=first))
+    return out.done(state)
+
+
+def _saved(defn: Definition, state: State, out: _Out, *, said: bool = True) -> Step:
+    """Back at the question after a change: a short line, not the whole question again."""
+    state = state.evolve(step="ask", target=None)
+    reply = prompts.saved_prompt(defn, state, _question(defn, state))
+    out.replies.append(reply if said else Reply(defn.messages.more_prompt_after_no, reply.buttons))
+    return out.done(state)
+
+
+def _judged(defn: Definition, state: State, q: Question, out: _Out) -> Step:
+    """«Listo» at the feasibility question: the changes not marked possible are judged not
+    possible; then, once and if any is possible, what would make them possible."""
+    no = q.options[-1].id
+    for target in prompts.feasibility_targets(state):
+        if state.answer(f"p.{target.key}") is None:
+            answer = Answer(f"p.{target.key}", q.id, "posible", defn.version, option=no,
+                            refers_to=target.key)  # fmt: skip
+            state = _record(state, answer, out)
+    if q.follow_up is None or not _possible(defn, state, q):
+        return _leave_question(defn, state, out)
+    return _goto(defn, state.evolve(step="enabler", target=None), out)
+
+
+def _possible(defn: Definition, state: State, q: Question) -> list[Answer]:
+    yes = q.options[0].id
+    return [a for a in state.answers if a.kind == "posible" and a.option == yes]
 
 
 def _toggle(defn: Definition, state: State, q: Question, option: str, out: _Out) -> Step:
@@ -321,11 +404,12 @@ def _toggle(defn: Definition, state: State, q: Question, option: str, out: _Out)
 def _overlay_choice(defn: Definition, state: State, button: bt.ButtonData, out: _Out) -> Step:
     m = defn.messages
     closed = state.evolve(overlay=None, overlay_target=None)
+    review = state.evolve(overlay="review", overlay_target=None)
     match button:
         case bt.Close() | bt.Erase(confirmed=False):
             said = m.closed if isinstance(button, bt.Close) else m.erase_cancelled
             out.replies.append(Reply(said))
-            out.replies += prompts.current(defn, closed)
+            out.replies += prompts.resume(defn, closed)
             return out.done(closed)
         case bt.Erase():
             out.records.append(ParticipantErased())
@@ -338,17 +422,33 @@ def _overlay_choice(defn: Definition, state: State, button: bt.ButtonData, out: 
         case bt.ReviewEdit(key=key):
             return _goto(defn, state.evolve(overlay="review_edit", overlay_target=key), out)
         case bt.ReviewBack():
-            return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+            return _goto(defn, review, out)
+        case bt.ProfileEdit(field=name):
+            return _goto(defn, state.evolve(overlay="profile", overlay_target=name), out)
+        case bt.Comuna(comuna=comuna):
+            out.records.append(ProfileSet("comuna", comuna))
+            out.replies.append(Reply(m.review_updated))
+            return _goto(defn, review.evolve(comuna=comuna), out)
+        case bt.AgeBand(band=band):
+            out.records.append(ProfileSet("age_band", band))
+            out.replies.append(Reply(m.review_updated))
+            return _goto(defn, review.evolve(age_band=band), out)
+        case bt.Gender(gender=gender):
+            out.records.append(ProfileSet("gender", gender))
+            out.replies.append(Reply(m.review_updated))
+            return _goto(defn, review.evolve(gender=gender), out)
         case bt.ReviewGoTo(key=key):
             answer = state.answer(key)
             assert answer is not None
             return _enter(defn, closed, answer.question, out)
+        case bt.ReviewDelete(key=key, confirmed=False):
+            return _goto(defn, state.evolve(overlay="review_delete", overlay_target=key), out)
         case bt.ReviewDelete(key=key):
             answer = state.answer(key)
             assert answer is not None
             state = _repair(defn, _remove(state, answer, out), out)  # the step may be about it
             out.replies.append(Reply(m.review_deleted))
-            if not state.answers:
+            if not state.answers and not prompts.profile_lines(defn, state):
                 return _goto(defn, state.evolve(overlay=None, overlay_target=None), out)
             return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
     raise AssertionError(f"a button offered in overlay {state.overlay!r} was not handled")
@@ -372,22 +472,29 @@ def _text(defn: Definition, state: State, raw: str, out: _Out) -> Step:
             state = _record(state, _with(old, defn, text=text), out)
         out.replies.append(Reply(m.review_updated))
         return _goto(defn, state.evolve(overlay="review", overlay_target=None), out)
+    if state.step == "done" and state.overlay is None:
+        out.replies.append(Reply(m.finished_again))
+        return out.done(state)
+    # type or tap: text that names a button acts as that button
+    offered = prompts.offered(prompts.current(defn, state))
+    found = matching.candidates(text, offered, _role)
+    if len(found) == 1:
+        return _choice(defn, state, found[0].data, out)
+    if len(found) > 1:
+        out.replies.append(Reply(m.which.format(text=text), tuple((b,) for b in found)))
+        return out.done(state)
+    if state.overlay is None and state.step == "judge" and _NUMBERS.fullmatch(text):
+        return _judge_numbers(defn, state, [int(n) for n in re.findall(r"\d+", text)], out)
     if state.overlay is None and state.step in ("province", "comuna"):
         comuna = defn.consultation.profile.find_comuna(text)
         if comuna is not None:
             out.records.append(ProfileSet("comuna", comuna))
             return _goto(defn, state.evolve(step="age_band", target=None, comuna=comuna), out)
-    if state.overlay is not None or state.step not in ("ask", "write", "more", "reason", "enabler"):
-        out.replies.append(Reply(m.finished_again if state.step == "done" else m.use_buttons))
-        if state.step != "done" or state.overlay is not None:
-            out.replies += prompts.current(defn, state)
+    if state.overlay is not None or state.step not in ("ask", "system", "reason", "enabler"):
+        out.replies.append(Reply(_hint(defn, text, offered)))
         return out.done(state)
     q = _question(defn, state)
-    if state.step == "reason" or (state.step == "ask" and q.kind == "agreement"):
-        if state.step == "ask":
-            out.replies.append(Reply(m.use_buttons))
-            out.replies += prompts.current(defn, state)
-            return out.done(state)
+    if state.step == "reason":
         old = state.answer(q.id)
         answer = (
             _with(old, defn, text=text)
@@ -398,16 +505,56 @@ def _text(defn: Definition, state: State, raw: str, out: _Out) -> Step:
         out.replies.append(Reply(m.reason_saved))
         return _leave_question(defn, state, out)
     if state.step == "enabler":
-        old = state.answer(f"p.{state.target}")
-        if old is not None:
-            state = _record(state, _with(old, defn, text=text), out)
-        return _next_target(defn, state, out)
-    if q.kind == "feasibility":  # 'ask' is never the step of a feasibility question
-        out.replies.append(Reply(m.use_buttons))
+        for possible in _possible(defn, state, q):
+            state = _record(state, _with(possible, defn, text=text), out)
+        out.replies.append(Reply(m.reason_saved))
+        return _leave_question(defn, state, out)
+    if q.kind != "desirable":
+        out.replies.append(Reply(_hint(defn, text, offered)))
         return out.done(state)
-    key = f"{q.id}.t{state.seq + 1}"
-    state = _record(state, Answer(key, q.id, "deseable", defn.version, text=text), out)
-    return _goto(defn, state.evolve(step="system", target=key, seq=state.seq + 1), out)
+    if matching.is_chatter(text):  # "sí", "gracias": not a change unless they say so
+        return _goto(defn, state.evolve(step="confirm", pending=text, target=None), out)
+    return _new_change(defn, state, q, text, out)
+
+
+_NUMBERS = re.compile(r"[\d\s,;.y]+")
+"""«1, 3 y 4» at the feasibility question: the changes of those numbers."""
+
+
+def _judge_numbers(defn: Definition, state: State, numbers: list[int], out: _Out) -> Step:
+    """Typed numbers toggle the changes of those numbers, as their buttons would."""
+    q = _question(defn, state)
+    targets = prompts.feasibility_targets(state)
+    if not numbers or not all(1 <= n <= len(targets) for n in numbers):
+        out.replies.append(Reply(defn.messages.judge_numbers.format(total=len(targets))))
+        return out.done(state)
+    yes, no = q.options[0].id, q.options[-1].id
+    for n in dict.fromkeys(numbers):
+        target = targets[n - 1]
+        old = state.answer(f"p.{target.key}")
+        option = no if old is not None and old.option == yes else yes
+        answer = Answer(f"p.{target.key}", q.id, "posible", defn.version, option=option,
+                        refers_to=target.key)  # fmt: skip
+        state = _record(state, answer, out)
+    out.replies.append(prompts.judge_prompt(defn, state, q))
+    return out.done(state)
+
+
+def _role(button: Button) -> matching.Role | None:
+    return bt.role(button.data)
+
+
+def _hint(defn: Definition, text: str, offered: list[Button]) -> str:
+    """One line naming two or three of the buttons, never the whole message again."""
+    labels = [b.label.removeprefix("✅ ") for b in offered][:3]
+    if not labels:
+        return defn.messages.use_commands
+    names = ", ".join(f"«{label}»" for label in labels)
+    return defn.messages.use_buttons.format(text=_clip(text, 40), buttons=names)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- moving between steps and questions ----------------------------------------------------
@@ -424,29 +571,18 @@ def _end_profile(defn: Definition, state: State, out: _Out) -> Step:
 
 
 def _enter(defn: Definition, state: State, question_id: str, out: _Out) -> Step:
-    """Start a question: its context card, then its first step."""
+    """Start a question: its context cards, then the question itself."""
     q = defn.consultation.question(question_id)
     assert q is not None
-    state = state.evolve(stage="questions", question=q.id, target=None)
+    state = state.evolve(stage="questions", question=q.id, target=None, pending=None)
     if q.kind != "feasibility":
         out.replies += prompts.current(defn, state.evolve(step="ask"), context=True)
         return out.done(state.evolve(step="ask"))
-    targets = prompts.feasibility_targets(state)
-    if q.context:
-        out.replies.append(prompts.card(defn, q))
-    if not targets:
+    if not prompts.feasibility_targets(state):
         out.replies.append(Reply(defn.messages.no_desirable))
         return _leave_question(defn, state.evolve(step="judge"), out)
-    out.replies.append(Reply(defn.messages.feasibility_intro))
-    return _goto(defn, state.evolve(step="judge", target=targets[0].key), out)
-
-
-def _next_target(defn: Definition, state: State, out: _Out) -> Step:
-    keys = [a.key for a in prompts.feasibility_targets(state)]
-    after = keys[keys.index(state.target) + 1 :] if state.target in keys else []
-    if after:
-        return _goto(defn, state.evolve(step="judge", target=after[0]), out)
-    return _leave_question(defn, state, out)
+    out.replies += prompts.current(defn, state.evolve(step="judge"), context=True)
+    return out.done(state.evolve(step="judge"))
 
 
 def _leave_question(defn: Definition, state: State, out: _Out) -> Step:
@@ -519,11 +655,11 @@ def _repair(defn: Definition, state: State, out: _Out) -> State:
         out.replies.append(Reply(defn.messages.version_changed))
         state = state.evolve(version=defn.version)
     if (
-        state.overlay in ("review_item", "review_edit")
+        state.overlay in ("review_item", "review_edit", "review_delete")
         and state.answer(state.overlay_target or "") is None
     ):
         state = state.evolve(overlay="review" if state.answers else None, overlay_target=None)
-    if state.overlay == "review" and not state.answers:
+    if state.overlay == "review" and not state.answers and not prompts.profile_lines(defn, state):
         state = state.evolve(overlay=None)
     if state.stage != "questions":
         if state.step == "comuna" and not any(
@@ -540,24 +676,29 @@ def _repair(defn: Definition, state: State, out: _Out) -> State:
             return _first_target(defn, state, nxt)
         return state.evolve(step="ask", question=nxt, target=None)
     valid_steps = {
-        "agreement": {"ask", "reason"},
-        "desirable": {"ask", "write", "system", "more"},
+        "agreement": {"ask", "reason", "reason_check"},
+        "desirable": {"ask", "system", "confirm"},
         "feasibility": {"judge", "enabler"},
     }[q.kind]
-    if state.step not in valid_steps:
+    if state.step not in valid_steps:  # also the steps of older versions: "write", "more"
         return (
             _first_target(defn, state, q.id)
             if q.kind == "feasibility"
-            else state.evolve(step="ask", target=None)
+            else state.evolve(step="ask", target=None, pending=None)
         )
-    if state.step in ("system", "judge", "enabler") and state.answer(state.target or "") is None:
-        if q.kind == "feasibility":
-            return _first_target(defn, state, q.id)
-        return state.evolve(step="more", target=None)
-    if state.step == "enabler" and state.answer(f"p.{state.target}") is None:
-        return state.evolve(step="judge")  # the judgement was deleted: judge again
-    if state.step == "reason" and state.answer(q.id) is None:
+    if state.step == "system" and state.answer(state.target or "") is None:
+        return state.evolve(step="ask", target=None)
+    if state.step == "confirm" and not state.pending:
         return state.evolve(step="ask")
+    if q.kind == "feasibility" and not prompts.feasibility_targets(state):
+        return _first_target(defn, state, q.id)
+    if state.step == "enabler" and not _possible(defn, state, q):
+        return state.evolve(step="judge")  # the judgements were deleted: judge again
+    given = state.answer(q.id)
+    if state.step in ("reason", "reason_check") and given is None:
+        return state.evolve(step="ask")
+    if state.step == "reason_check" and given is not None and not given.text:
+        return state.evolve(step="reason")
     return state
 
 
@@ -567,9 +708,8 @@ def _kind(defn: Definition, question_id: str) -> str:
 
 
 def _first_target(defn: Definition, state: State, question_id: str) -> State:
-    targets = prompts.feasibility_targets(state)
-    if targets:
-        return state.evolve(step="judge", question=question_id, target=targets[0].key)
+    if prompts.feasibility_targets(state):
+        return state.evolve(step="judge", question=question_id, target=None)
     # Nothing to judge: treat the question as visited and stop at the end of the consultation
     visited = state.visited if question_id in state.visited else (*state.visited, question_id)
     nxt = _next_question(defn, state.evolve(question=question_id, visited=visited))

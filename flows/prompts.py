@@ -21,8 +21,8 @@ CONSENT_YES = bt.Consent(True).encode()
 CONSENT_NO = bt.Consent(False).encode()
 
 MAX_REVIEW_BUTTONS = 40
-MAX_MESSAGE = 4096
-"""Telegram's limit on the text of one message."""
+MAX_MESSAGE = 700
+"""The longest message we send: more is a wall of text on a phone (Telegram allows 4096)."""
 
 
 def consent(defn: Definition, invited: Invited | None = None) -> list[Reply]:
@@ -45,14 +45,47 @@ def consent(defn: Definition, invited: Invited | None = None) -> list[Reply]:
 
 
 def current(defn: Definition, state: State, *, context: bool = False) -> list[Reply]:
-    """The prompt of the participant's current step (or of the open overlay)."""
+    """The prompt of the participant's current step (or of the open overlay).
+
+    ``context``: entering the question, so its context cards come first.
+    """
     if state.overlay is not None:
         return [_overlay(defn, state)]
     return _step(defn, state, context=context)
 
 
+def resume(defn: Definition, state: State) -> list[Reply]:
+    """Where the participant is, shown again (after /start, /ayuda, closing /revisar...):
+    the question itself with its buttons, also when they were in one of its sub-steps."""
+    if state.overlay is not None or state.stage != "questions":
+        return current(defn, state)
+    q = defn.consultation.question(state.question or "")
+    if q is None or state.step == "ask":
+        return current(defn, state)
+    if q.kind == "feasibility":
+        head = [_judge_head(defn, q)]
+    else:
+        asked = _question_step(defn, state.evolve(step="ask"), q, Button("", ""), full=False)
+        head = [Reply(r.text) for r in asked]
+    return [*head, *current(defn, state)]
+
+
+def glossary(defn: Definition) -> str:
+    terms = defn.consultation.glossary
+    lines = [f"• {t.term}: {t.definition}" for t in terms]
+    return (
+        "\n".join([defn.messages.glossary_header, *lines]) if terms else defn.messages.no_glossary
+    )
+
+
 def buttons_of(replies: Iterable[Reply]) -> set[str]:
-    return {b.data for r in replies for row in r.buttons for b in row}
+    """The data of every button in ``replies``."""
+    return {b.data for b in offered(replies)}
+
+
+def offered(replies: Iterable[Reply]) -> list[Button]:
+    """Every button in ``replies``, in order."""
+    return [b for r in replies for row in r.buttons for b in row]
 
 
 def skip_data(state: State) -> str:
@@ -68,38 +101,52 @@ def _step(defn: Definition, state: State, *, context: bool) -> list[Reply]:
     skip = Button(m.btn_skip, skip_data(state))
     if state.step == "declined":
         return [Reply(m.declined_again)]
-    if state.step == "province":
-        rows = _grid([_b(p.label, bt.Province(p.id)) for p in c.profile.provinces], 3)
-        rows += ((_b(c.profile.outside.label, bt.Comuna(c.profile.outside.id)),), (skip,))
-        return [Reply(m.ask_province, rows)]
-    if state.step == "comuna":
-        province = next((p for p in c.profile.provinces if p.id == state.target), None)
-        comunas = province.comunas if province else []
-        label = province.label if province else ""
-        rows = _grid([_b(o.label, bt.Comuna(o.id)) for o in comunas], 2)
-        rows += ((_b(m.btn_back, bt.Province()), skip),)
-        return [Reply(m.ask_comuna.format(province=label), rows)]
-    if state.step == "age_band":
-        rows = _grid([_b(o.label, bt.AgeBand(o.id)) for o in c.profile.age_bands], 2)
-        return [Reply(m.ask_age_band, (*rows, (skip,)))]
-    if state.step == "gender":
-        rows = _grid([_b(o.label, bt.Gender(o.id)) for o in c.profile.genders], 2)
-        return [Reply(m.ask_gender, (*rows, (skip,)))]
+    if state.step in ("province", "comuna", "age_band", "gender"):
+        return [profile_prompt(defn, state.step, state.target, skip)]
     if state.step == "done":
         return [Reply(m.finished_again)]
     question = c.question(state.question or "")
     if question is None:  # only reachable with a state the engine has not repaired
         return [Reply(m.finished_again)]
-    replies = [card(defn, question)] if context and question.context else []
-    replies.append(_question_step(defn, state, question, skip))
+    intro = [Reply(question.intro)] if context and question.intro else []
+    replies = intro
+    replies += _question_step(defn, state, question, skip, full=context)
     return replies
 
 
-def card(defn: Definition, question: Question) -> Reply:
-    return Reply(f"{defn.messages.context_header}\n\n{question.context}")
+def profile_prompt(defn: Definition, step: str, province_id: str | None, last: Button) -> Reply:
+    """A profile question; ``last`` is the button under the options (skip, or back)."""
+    m = defn.messages
+    profile = defn.consultation.profile
+    if step == "province":
+        rows = _grid([_b(p.label, bt.Province(p.id)) for p in profile.provinces], 3)
+        rows += ((_b(profile.outside.label, bt.Comuna(profile.outside.id)),), (last,))
+        return Reply(m.ask_province, rows)
+    if step == "comuna":
+        province = next((p for p in profile.provinces if p.id == province_id), None)
+        comunas = province.comunas if province else []
+        rows = _grid([_b(o.label, bt.Comuna(o.id)) for o in comunas], 2)
+        rows += ((_b(m.btn_back, bt.Province()), last),)
+        text = m.ask_comuna.format(province=province.label if province else "")
+        return Reply(text, rows)
+    if step == "age_band":
+        rows = _grid([_b(o.label, bt.AgeBand(o.id)) for o in profile.age_bands], 2)
+        note = defn.consultation.minors
+        text = f"{m.ask_age_band}\n\n{note}" if note else m.ask_age_band
+        return Reply(text, (*rows, (last,)))
+    rows = _grid([_b(o.label, bt.Gender(o.id)) for o in profile.genders], 2)
+    return Reply(m.ask_gender, (*rows, (last,)))
 
 
-def _question_step(defn: Definition, state: State, q: Question, skip: Button) -> Reply:
+def cards(defn: Definition, question: Question) -> list[Reply]:
+    """The context cards shown when a question is entered."""
+    header = defn.messages.context_header
+    return [Reply(f"{header} {text}") for text in question.context]
+
+
+def _question_step(
+    defn: Definition, state: State, q: Question, skip: Button, *, full: bool
+) -> list[Reply]:
     m = defn.messages
     rows: Rows
     if state.step == "ask" and q.kind == "agreement":
@@ -108,55 +155,111 @@ def _question_step(defn: Definition, state: State, q: Question, skip: Button) ->
             tuple((_b(o.label, bt.Agree(q.id, o.id)),) for o in q.options),
             {bt.Agree(q.id, given.option or "").encode()} if given else set(),
         )
-        return Reply(_header(defn, q, m.agreement_hint), (*rows, (skip,)))
+        return _asked(defn, q, m.agreement_hint, (*rows, *_facts(defn, q), (skip,)), full=full)
     if state.step == "ask":
         chosen = {bt.Toggle(q.id, a.option).encode() for a in state.answers_to(q.id) if a.option}
         rows = _mark(tuple((_b(o.label, bt.Toggle(q.id, o.id)),) for o in q.options), chosen)
         hint = m.desirable_hint if q.options else m.desirable_hint_no_options
-        rows += ((_b(m.btn_write, bt.Write(q.id)),), (_b(m.btn_next, bt.Next(q.id)),))
-        return Reply(_header(defn, q, hint), rows)
+        rows += (*_facts(defn, q), (_b(m.btn_next, bt.Next(q.id)),))
+        return _asked(defn, q, hint, rows, full=full)
     if state.step == "reason":
-        return Reply(q.follow_up or m.write_prompt, ((skip,),))
-    if state.step == "write":
-        return Reply(m.write_prompt, ((_b(m.btn_next, bt.Next(q.id)),),))
+        return [Reply(q.follow_up or m.write_prompt, ((skip,),))]
+    if state.step == "reason_check":
+        given = state.answer(q.id)
+        keep = _b(m.btn_reason_keep, bt.ReasonStill(q.id, True))
+        other = _b(m.btn_reason_new, bt.ReasonStill(q.id, False))
+        text = m.reason_check.format(text=given.text if given and given.text else "")
+        return [Reply(text, ((keep,), (other,)))]
+    if state.step == "confirm":
+        yes = _b(m.btn_save_yes, bt.SaveText(q.id, True))
+        no = _b(m.btn_save_no, bt.SaveText(q.id, False))
+        return [Reply(m.save_confirm.format(text=state.pending or ""), ((yes, no),))]
     if state.step == "system":
-        answer = state.answer(state.target or "")
-        sys = _grid(
-            [_b(s.label, bt.System(state.target or "", s.id)) for s in defn.consultation.systems], 2
-        )
-        text = m.system_prompt.format(text=answer.text if answer else "")
-        return Reply(text, (*sys, (skip,)))
-    if state.step == "more":
-        rows = ((_b(m.btn_more_yes, bt.More(q.id, "y")),),)
-        if q.options:
-            rows += ((_b(m.btn_more_options, bt.More(q.id, "o")),),)
-        rows += ((_b(m.btn_more_no, bt.More(q.id, "n")),),)
-        return Reply(m.more_prompt, rows)
+        return [system_prompt(defn, state, full=full)]
     if state.step == "judge":
-        targets = feasibility_targets(state)
-        target = state.answer(state.target or "")
-        index = next((i for i, a in enumerate(targets, 1) if a.key == state.target), 0)
-        text = m.judge_prompt.format(
-            index=index, total=len(targets), change=describe(defn, target) if target else ""
-        )
-        opts = tuple(_b(o.label, bt.Judge(state.target or "", o.id)) for o in q.options)
-        current_judgement = state.answer(f"p.{state.target}")
-        marked = (
-            {bt.Judge(state.target or "", current_judgement.option or "").encode()}
-            if current_judgement
-            else set()
-        )
-        # the question's header once, on the first change; then only the change
-        body = _header(defn, q, text) if index == 1 else text
-        return Reply(body, (*_mark((opts,), marked), (skip,)))
+        head = [_judge_head(defn, q)] if full else []
+        return [*head, judge_prompt(defn, state, q)]
     # enabler
-    return Reply(q.follow_up or m.write_prompt, ((skip,),))
+    return [Reply(q.follow_up or m.write_prompt, ((skip,),))]
 
 
-def _header(defn: Definition, q: Question, hint: str) -> str:
-    head = defn.messages.question_header.format(number=q.number, title=q.title)
-    prompts = "".join(f"\n• {p}" for p in q.prompts)
-    return f"{head}\n\n{q.text}{prompts}\n\n{hint}"
+def _facts(defn: Definition, q: Question) -> Rows:
+    return ((_b(defn.messages.btn_facts, bt.Facts(q.id)),),) if q.context else ()
+
+
+def saved_prompt(defn: Definition, state: State, q: Question) -> Reply:
+    """After a change is saved and tagged: a short line, not the whole question again."""
+    next_button = ((_b(defn.messages.btn_next, bt.Next(q.id)),),)
+    return Reply(defn.messages.more_prompt, next_button)
+
+
+def system_prompt(defn: Definition, state: State, *, full: bool) -> Reply:
+    """Which system of the regional strategy a change belongs to; the systems explained the
+    first time (``full``)."""
+    m = defn.messages
+    c = defn.consultation
+    answer = state.answer(state.target or "")
+    key = state.target or ""
+    rows = _grid([_b(s.label, bt.System(key, s.id)) for s in c.systems], 3)
+    rows += ((Button(m.btn_system_unknown, skip_data(state)),),)
+    rows += ((_b(m.btn_next, bt.Next(state.question or "")),),)
+    text = m.system_prompt.format(text=answer.text if answer else "")
+    if full and c.systems_intro:
+        text = f"{text}\n\n{c.systems_intro}"
+    return Reply(text, rows)
+
+
+def judge_prompt(defn: Definition, state: State, q: Question) -> Reply:
+    """The feasibility question as the workshop asked it: every change of the participant in
+    one message, each toggled possible or not with one tap (the message's text stays the
+    same, only its buttons change), then «Listo»."""
+    m = defn.messages
+    yes, no = q.options[0].id, q.options[-1].id
+    targets = feasibility_targets(state)
+    width = max(30, min(50, MAX_MESSAGE // max(len(targets), 1) - 8))
+    lines, rows = [], []
+    for n, target in enumerate(targets, 1):
+        verdict = state.answer(f"p.{target.key}")
+        possible = verdict is not None and verdict.option == yes
+        lines.append(f"{n}. {_clip(describe(defn, target), width)}")
+        label = f"{'✅ ' if possible else ''}{n}. {_clip(describe(defn, target), 32)}"
+        rows.append((_b(label, bt.Judge(target.key, no if possible else yes)),))
+    rows.append((_b(m.btn_done, bt.Done(q.id)),))
+    return Reply("\n".join(lines), tuple(rows))
+
+
+def _judge_head(defn: Definition, q: Question) -> Reply:
+    m = defn.messages
+    return Reply(f"{_head(defn, q)}\n\n{q.text}\n\n{m.judge_hint}")
+
+
+def _head(defn: Definition, q: Question) -> str:
+    total = len(defn.consultation.questions)
+    return defn.messages.question_header.format(
+        number=q.number, position=_position(defn, q), total=total, title=q.title
+    )
+
+
+def _asked(defn: Definition, q: Question, hint: str, rows: Rows, *, full: bool) -> list[Reply]:
+    """A question with its sub-questions; these go in a message of their own when together
+    they would be too long to read on a phone, and only when the question is entered."""
+    m = defn.messages
+    head = m.question_header.format(
+        number=q.number,
+        position=_position(defn, q),
+        total=len(defn.consultation.questions),
+        title=q.title,
+    )
+    subs = "".join(f"\n• {p}" for p in q.prompts)
+    whole = f"{head}\n\n{q.text}{subs}\n\n{hint}"
+    if len(whole) <= MAX_MESSAGE or not q.prompts:
+        return [Reply(whole, rows)]
+    before = [Reply(f"{m.subquestions_header}{subs}")] if full else []
+    return [*before, Reply(f"{head}\n\n{q.text}\n\n{hint}", rows)]
+
+
+def _position(defn: Definition, q: Question) -> int:
+    return [x.id for x in defn.consultation.questions].index(q.id) + 1
 
 
 # --- overlays ---------------------------------------------------------------------------------
@@ -167,24 +270,30 @@ def _overlay(defn: Definition, state: State) -> Reply:
     rows: Rows
     close = (_b(m.btn_close, bt.Close()),)
     if state.overlay == "menu":
-        done = set(state.visited)
         rows = tuple(
-            (_b(f"{'✅ ' if q.id in done else ''}{q.number} · {q.title}", bt.GoTo(q.id)),)
+            (_b(f"{'✅ ' if answered(state, q) else ''}{q.number} · {q.title}", bt.GoTo(q.id)),)
             for q in defn.consultation.questions
         )
         return Reply(m.menu_prompt, (*rows, close))
     by_key = {a.key: a for a in state.answers}
     if state.overlay == "review":
         rows = tuple(
-            (
-                Button(
-                    _clip(f"{_number(defn, a)} · {describe(defn, a, by_key)}"),
-                    bt.ReviewItem(a.key).encode(),
-                ),
-            )
+            (_b(_clip(f"{label}: {value}"), bt.ProfileEdit(name)),)
+            for name, label, value in profile_lines(defn, state)
+        )
+        rows += tuple(
+            (_b(_clip(f"{_number(defn, a)} · {describe(defn, a, by_key)}"), bt.ReviewItem(a.key)),)
             for a in state.answers[:MAX_REVIEW_BUTTONS]
+            if not (a.kind == "posible" and a.option != _possible_id(defn, a))
         )
         return Reply(m.review_prompt, (*rows, close))
+    if state.overlay == "profile":
+        back = _b(m.btn_back, bt.ReviewBack())
+        if state.overlay_target == "place":
+            comunas = defn.consultation.profile.comunas()
+            rows = _grid([_b(o.label, bt.Comuna(o.id)) for o in comunas], 3)
+            return Reply(m.ask_comuna_any, (*rows, (back,)))
+        return profile_prompt(defn, state.overlay_target or "gender", None, back)
     if state.overlay == "review_item":
         a = state.answer(state.overlay_target or "")
         if a is None:
@@ -196,6 +305,13 @@ def _overlay(defn: Definition, state: State) -> Reply:
             rows += ((_b(m.btn_goto, bt.ReviewGoTo(a.key)),),)
         rows += ((_b(m.btn_delete, bt.ReviewDelete(a.key)),), (_b(m.btn_back, bt.ReviewBack()),))
         return Reply(f"{_number(defn, a)} · {_title(defn, a)}\n\n{describe(defn, a, by_key)}", rows)
+    if state.overlay == "review_delete":
+        a = state.answer(state.overlay_target or "")
+        key = state.overlay_target or ""
+        yes = _b(m.btn_delete_yes, bt.ReviewDelete(key, confirmed=True))
+        no = _b(m.btn_delete_no, bt.ReviewItem(key))
+        text = m.delete_confirm.format(answer=describe(defn, a, by_key) if a else "")
+        return Reply(text, ((yes,), (no,)))
     if state.overlay == "review_edit":
         a = state.answer(state.overlay_target or "")
         return Reply(m.review_edit_prompt.format(text=a.text if a else ""), (close,))
@@ -204,6 +320,30 @@ def _overlay(defn: Definition, state: State) -> Reply:
         m.erase_confirm,
         ((_b(m.btn_erase_yes, bt.Erase(True)),), (_b(m.btn_erase_no, bt.Erase(False)),)),
     )
+
+
+def answered(state: State, q: Question) -> bool:
+    """Whether the participant has an answer to ``q`` (a judgement, for feasibility)."""
+    if q.kind == "feasibility":
+        return any(a.kind == "posible" for a in state.answers)
+    return bool(state.answers_to(q.id))
+
+
+def profile_lines(defn: Definition, state: State) -> list[tuple[str, str, str]]:
+    """(field, label, value) of the profile, for /revisar; municipal contacts have none."""
+    if state.role == "municipal":
+        return []
+    m = defn.messages
+    p = defn.consultation.profile
+
+    def label(options: list[Option], value: str | None) -> str:
+        return next((o.label for o in options if o.id == value), m.profile_not_given)
+
+    return [
+        ("place", m.profile_place, label(p.comunas(), state.comuna)),
+        ("age_band", m.profile_age_band, label(p.age_bands, state.age_band)),
+        ("gender", m.profile_gender, label(p.genders, state.gender)),
+    ]
 
 
 # --- answers as text --------------------------------------------------------------------------
@@ -224,8 +364,7 @@ def describe(defn: Definition, a: Answer, by_key: Mapping[str, Answer] | None = 
         target = (by_key or {}).get(a.refers_to or "")
         what = describe(defn, target) if target else "?"
         verdict = _option_label(c.question(a.question), a.option).lower()
-        extra = f"; {defn.messages.summary_enabler}: «{a.text}»" if a.text else ""
-        return f"{what}: {verdict}{extra}"
+        return f"{what}: {verdict}"
     if a.kind == "acuerdo":
         label = _option_label(c.question(a.question), a.option)
         return f"{label} — {defn.messages.summary_reason}: «{a.text}»" if a.text else label
@@ -236,37 +375,49 @@ def describe(defn: Definition, a: Answer, by_key: Mapping[str, Answer] | None = 
 
 
 def summary(defn: Definition, state: State) -> list[Reply]:
-    """The participant's answers laid out like the workshop's result table, in as many
-    messages as it takes (free texts of 1000 characters add up)."""
+    """The participant's answers as the workshop's table: per question the desirable changes
+    and, of those, the ones marked possible; a question never spans two messages unless it
+    alone is longer than one."""
     m = defn.messages
-    lines = [m.summary_title, m.summary_header]
-    by_key = {a.key: a for a in state.answers}
-    possibles: dict[str, list[str]] = {}
-    for a in state.answers:
-        if a.kind == "posible" and a.refers_to in by_key:
-            target = by_key[a.refers_to]
-            possibles.setdefault(target.question, []).append(describe(defn, a, by_key))
+    possible = {
+        a.refers_to
+        for a in state.answers
+        if a.kind == "posible" and a.option == _possible_id(defn, a)
+    }
     asked = [q.id for q in defn.consultation.questions]
     removed = sorted({a.question for a in state.answers} - set(asked))
+    blocks = []
     for qid in asked + removed:
         q = defn.consultation.question(qid)
         if q is not None and q.kind == "feasibility":
             continue
         own = [a for a in state.answers_to(qid) if a.kind != "posible"]
-        number = q.number if q else qid
-        title = q.title if q else m.removed_question
-        lines.append("")
-        lines.append(f"{number} · {title}")
+        lines = [m.summary_question.format(number=q.number) if q else m.removed_question]
         if not own:
-            lines.append(f"   {m.summary_empty}")
-            continue
-        if own[0].kind == "acuerdo":
-            lines.append("   " + describe(defn, own[0]))
-            continue
-        lines.append(f"   {m.summary_desirable}: " + "; ".join(describe(defn, a) for a in own))
-        if qid in possibles:
-            lines.append(f"   {m.summary_possible}: " + "; ".join(possibles[qid]))
-    return [Reply(piece) for piece in split_text("\n".join(lines), MAX_MESSAGE)]
+            lines.append(m.summary_empty)
+        elif own[0].kind == "acuerdo":
+            lines.append(describe(defn, own[0]))
+        else:
+            lines.append(f"{m.summary_desirable}: " + "; ".join(describe(defn, a) for a in own))
+            chosen = [describe(defn, a) for a in own if a.key in possible]
+            lines.append(f"{m.summary_possible}: " + ("; ".join(chosen) or m.summary_none))
+        blocks.append("\n".join(lines))
+    enabler = next((a.text for a in state.answers if a.kind == "posible" and a.text), None)
+    if enabler:
+        blocks.append(f"{m.summary_enabler}: «{enabler}»")
+    messages = [m.summary_title]
+    for block in blocks:
+        if len(messages[-1]) + 2 + len(block) <= MAX_MESSAGE:
+            messages[-1] += "\n\n" + block
+        else:
+            messages += split_text(block, MAX_MESSAGE)
+    return [Reply(text) for text in messages]
+
+
+def _possible_id(defn: Definition, a: Answer) -> str:
+    """The option of a feasibility question that means «possible»: its first one."""
+    q = defn.consultation.question(a.question)
+    return q.options[0].id if q and q.options else ""
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -10,7 +10,6 @@ most) and are stored with every answer: they must stay stable while the texts ch
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date
 from typing import Annotated, Literal
 
@@ -20,24 +19,21 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
+
+from flows.matching import fold
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,16}$")]
 """A stable identifier: lowercase letters, digits and '_', at most 16 characters."""
 
 ButtonLabel = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-CardText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=900)]
-"""A context card must be readable on a phone: 900 characters at most."""
+MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=700)]
+"""Whatever is sent as one message must be readable on a phone: 700 characters at most."""
 
 QuestionKind = Literal["agreement", "desirable", "feasibility"]
-
-
-def fold(text: str) -> str:
-    """``"  Río Hurtado "`` → ``"rio hurtado"``: for matching what people type."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().strip())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 class _Strict(BaseModel):
@@ -86,8 +82,8 @@ class Question(_Strict):
     - ``agreement``: one choice among ``options``, then an optional reason in free text.
     - ``desirable``: any number of ``options`` plus free-text changes, each taggable with a
       system of the regional strategy.
-    - ``feasibility``: for each desirable change the participant gave, one of ``options``
-      (sí / en parte / no), then optionally what would make it possible.
+    - ``feasibility``: every desirable change the participant gave, marked possible (the
+      first of ``options``) or not (the last), then, once, what would make them possible.
     """
 
     id: Id
@@ -96,10 +92,26 @@ class Question(_Strict):
     title: ButtonLabel
     text: ShortText
     prompts: list[ShortText] = []
-    context: CardText | None = None
+    intro: MessageText | None = None
+    """Shown before the question when it is entered (the debate's theme, before A)."""
+    context: list[MessageText] = []
+    """Figures for the question, one message each (a single text is one card), shown when
+    the participant taps «Datos del taller»: on a phone they are optional reading."""
     options: list[Option] = []
     follow_up: ShortText | None = None
-    """Agreement: the reason prompt. Feasibility: 'what would make it possible?'."""
+    """Agreement: the reason prompt. Feasibility: 'what would make it possible?', asked once."""
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _one_card(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class Term(_Strict):
+    """A word of the glossary (/glosario)."""
+
+    term: ButtonLabel
+    definition: ShortText
 
 
 class Consultation(_Strict):
@@ -109,10 +121,15 @@ class Consultation(_Strict):
     id: Id
     title: ShortText
     organiser: ShortText
-    welcome: ShortText
-    consent: ShortText
-    privacy: ShortText
-    thanks: ShortText
+    welcome: MessageText
+    consent: MessageText
+    privacy: MessageText
+    thanks: MessageText
+    minors: MessageText | None = None
+    """What applies to participants under 18: shown at the age step (and said in privacy)."""
+    systems_intro: MessageText | None = None
+    """The systems explained, shown the first time a change is tagged with one."""
+    glossary: list[Term] = []
     closes_on: date | None = None
     systems: list[Option] = Field(min_length=1)
     profile: Profile

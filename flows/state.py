@@ -23,12 +23,15 @@ STEPS = frozenset(
         # stage "profile"
         "province", "comuna", "age_band", "gender",
         # stage "questions"
-        "ask", "reason", "write", "system", "more", "judge", "enabler",
+        "ask", "reason", "reason_check", "confirm", "system", "judge", "enabler",
+        "write", "more",  # no longer entered; a stored state at them resumes at "ask"
         # stage "finished"
         "done",
     }
 )  # fmt: skip
-OVERLAYS = frozenset({"menu", "review", "review_item", "review_edit", "erase"})
+OVERLAYS = frozenset(
+    {"menu", "review", "review_item", "review_edit", "review_delete", "profile", "erase"}
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class State:
     comuna: str | None = None
     age_band: str | None = None
     gender: str | None = None
+    pending: str | None = None
+    """A typed text waiting for «¿Guardar … como un cambio nuevo?» (step ``confirm``)."""
     answers: tuple[Answer, ...] = field(default=(), compare=True)
 
     def __post_init__(self) -> None:

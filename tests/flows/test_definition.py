@@ -105,7 +105,8 @@ def test_the_bundled_consultation_loads() -> None:
         ("5", "feasibility"),
     ]
     assert len(c.profile.comunas()) == 15 + 1  # the region's 15 comunas, and "outside"
-    assert defn.messages.summary_header == "Pregunta Nº | Cambios deseables | Cambios posibles"
+    assert defn.messages.summary_desirable == "Cambios deseables al 2020"
+    assert defn.messages.summary_possible == "Cambios posibles al 2020"
     assert len(defn.version) == 12
 
 
@@ -254,29 +255,27 @@ def test_another_consultation_runs_through_the_engine_unchanged(new_chat: type[C
     assert chat.texts == [m.ask_age_band]
     chat.press("30 o más")
     chat.press("Femenino")
-    assert chat.texts[-1].startswith("Pregunta 0 · Tener un huerto\n")
+    assert chat.texts[-1].startswith("Pregunta 0 (1 de 4) · Tener un huerto\n")
     # No follow_up in this file: the agreement has no "why?" step.
     chat.press("Sí")
-    assert chat.texts[-1].startswith("Pregunta I · Qué cultivar\n")
+    assert chat.texts[-1].startswith("Pregunta I (2 de 4) · Qué cultivar\n")
     assert chat.labels()[:2] == ["Tomates", "Hierbas"]
     chat.press("Hierbas")
     chat.press(m.btn_next)
-    assert chat.texts[-1].startswith("Pregunta II · Reglas\n")
+    assert chat.texts[-1].startswith("Pregunta II (3 de 4) · Reglas\n")
     chat.text("Turnos de riego")
-    assert chat.labels() == ["Agua", "Suelo", m.btn_skip]
+    assert chat.labels() == ["Agua", "Suelo", m.btn_system_unknown, m.btn_next]
     chat.press("Agua")
-    chat.press(m.btn_more_no)
-    assert chat.texts[-1].startswith("Pregunta III · Qué es viable\n")
-    assert "Cambio 1 de 2: Hierbas" in chat.texts[-1]
-    assert chat.labels() == ["Viable", "No viable", m.btn_skip]
-    chat.press("Viable")
-    assert "Cambio 2 de 2: «Turnos de riego» (Agua)" in chat.texts[-1]
-    chat.press("No viable")
+    chat.press(m.btn_next)
+    assert chat.texts[-2].startswith("Pregunta III (4 de 4) · Qué es viable\n")
+    assert chat.texts[-1] == "1. Hierbas\n2. «Turnos de riego» (Agua)"
+    chat.press("1. Hierbas")
+    chat.press(m.btn_done)  # no follow_up: no "what would make it possible?"
     assert chat.state is not None and chat.state.stage == "finished"
     assert isinstance(chat.last.records[-1], Finished)
     assert chat.texts[-1] == defn.consultation.thanks
     assert "III" not in chat.texts[-2]  # the feasibility answers are shown with the changes
-    assert "¿Posible al 2020?: Hierbas: viable" in chat.texts[-2]
+    assert "Cambios posibles al 2020: Hierbas\n" in chat.texts[-2]
     answers = {a.key: a for a in chat.state.answers}
     assert set(answers) == {
         "acuerdo",

@@ -72,11 +72,34 @@ def test_nothing_is_stored_before_consent(chat: Chat, event: Event) -> None:
     assert chat.last.replies
 
 
-@pytest.mark.parametrize("event", [Start(), Text("hola")], ids=repr)
-def test_a_newcomer_is_invited_to_consent(chat: Chat, defn: Definition, event: Event) -> None:
-    chat.send(event)
+def test_a_newcomer_is_invited_to_consent(chat: Chat, defn: Definition) -> None:
+    chat.start()
     assert chat.texts == [defn.consultation.welcome, defn.consultation.consent]
     assert chat.labels() == [defn.messages.consent_yes, defn.messages.consent_no]
+
+
+def test_other_text_before_consent_gets_one_line_not_the_welcome_again(
+    chat: Chat, defn: Definition
+) -> None:
+    chat.start()
+    chat.text("hola")
+    assert chat.texts == [defn.messages.consent_hint]
+    assert chat.state is None and chat.last.records == ()
+
+
+@pytest.mark.parametrize("typed", ["si", "Sí", "sí acepto", "SI ACEPTO", "ok", "acepto"])
+def test_typing_yes_at_consent_consents(chat: Chat, defn: Definition, typed: str) -> None:
+    chat.start()
+    chat.text(typed)
+    assert chat.last.records == (ConsentGiven(),)
+    assert chat.state == flows.new_state(defn)
+
+
+@pytest.mark.parametrize("typed", ["no", "No, gracias", "no gracias"])
+def test_typing_no_at_consent_declines(chat: Chat, typed: str) -> None:
+    chat.start()
+    chat.text(typed)
+    assert chat.last.records == (ConsentDeclined(),)
 
 
 def test_commands_before_consent_answer_without_storing(chat: Chat, defn: Definition) -> None:
@@ -182,7 +205,7 @@ def test_each_profile_step_can_be_skipped(chat: Chat, defn: Definition, way: str
         else:
             chat.command("omitir")
         assert chat.last.records == ()
-        asked.append(chat.texts[0])
+        asked.append(chat.texts[0].split("\n")[0])
     assert asked == [m.ask_age_band, m.ask_gender, m.profile_done]
     assert chat.state is not None
     assert (chat.state.comuna, chat.state.age_band, chat.state.gender) == (None, None, None)
@@ -199,13 +222,29 @@ def test_a_comuna_can_be_typed(chat: Chat, defn: Definition, typed: str, provinc
         chat.press(province)
     chat.text(typed)
     assert chat.last.records == (ProfileSet("comuna", "rio_hurtado"),)
-    assert chat.texts == [defn.messages.ask_age_band]
+    assert chat.texts[0].startswith(defn.messages.ask_age_band)
 
 
-def test_an_unknown_comuna_is_asked_again(chat: Chat, defn: Definition) -> None:
+def test_the_age_step_says_what_applies_to_minors(chat: Chat, defn: Definition) -> None:
+    chat.consent()
+    chat.command("omitir")
+    minors = defn.consultation.minors
+    assert minors and minors in chat.texts[0]
+    assert "Menores de 18" in defn.consultation.privacy
+
+
+@pytest.mark.parametrize("typed", ["limari", "LIMARÍ", "Limary"])
+def test_a_province_can_be_typed(chat: Chat, defn: Definition, typed: str) -> None:
+    chat.consent()
+    chat.text(typed)
+    assert chat.texts == ["¿En qué comuna de la provincia de Limarí vive?"]
+
+
+def test_an_unknown_comuna_gets_one_line_naming_buttons(chat: Chat, defn: Definition) -> None:
     chat.consent()
     unchanged(chat, Text("Santiago"))
-    assert chat.texts == [defn.messages.use_buttons, defn.messages.ask_province]
+    (hint,) = chat.texts
+    assert "«Santiago»" in hint and "«Elqui»" in hint and "\n" not in hint
 
 
 def test_municipal_contacts_skip_the_profile(defn: Definition) -> None:
@@ -238,13 +277,26 @@ def test_agreement_then_an_optional_reason(chat: Chat, defn: Definition) -> None
     assert chat.state is not None and chat.state.question == "q1"
 
 
-def test_an_agreement_is_chosen_with_the_buttons(chat: Chat, defn: Definition) -> None:
+@pytest.mark.parametrize(
+    ("typed", "option"),
+    [("de acuerdo", "de_acuerdo"), ("en parte", "en_parte"), ("No se", "no_se")],
+)
+def test_an_agreement_can_be_typed(chat: Chat, typed: str, option: str) -> None:
     chat.skip_profile()
-    unchanged(chat, Text("de acuerdo"))
-    assert chat.texts[0] == defn.messages.use_buttons
+    chat.text(typed)
+    assert recorded(chat)["a"].option == option
 
 
-def test_changing_the_agreement_keeps_the_reason(chat: Chat, defn: Definition) -> None:
+def test_other_text_at_the_agreement_is_not_stored(chat: Chat, defn: Definition) -> None:
+    chat.skip_profile()
+    unchanged(chat, Text("quizás"))
+    assert chat.texts[0].startswith("No entendí «quizás»")
+
+
+def test_changing_the_agreement_asks_whether_the_reason_still_holds(
+    chat: Chat, defn: Definition
+) -> None:
+    m = defn.messages
     chat.skip_profile()
     chat.press("De acuerdo")
     chat.text("Porque sí")
@@ -253,6 +305,27 @@ def test_changing_the_agreement_keeps_the_reason(chat: Chat, defn: Definition) -
     chat.press("No sé")
     assert recorded(chat)["a"].option == "no_se"
     assert recorded(chat)["a"].text == "Porque sí"
+    assert chat.texts == [m.reason_check.format(text="Porque sí")]
+    assert chat.labels() == [m.btn_reason_keep, m.btn_reason_new]
+    chat.press(m.btn_reason_new)
+    assert recorded(chat)["a"].text is None
+    assert chat.texts == [defn.consultation.question("a").follow_up]  # type: ignore[union-attr]
+    chat.text("Me faltan datos")
+    assert recorded(chat)["a"].text == "Me faltan datos"
+
+
+def test_a_reason_that_still_holds_is_kept(chat: Chat, defn: Definition) -> None:
+    chat.skip_profile()
+    chat.press("De acuerdo")
+    chat.text("Porque sí")
+    chat.go_to("a")
+    chat.press("En desacuerdo")
+    chat.text("sí")  # typed: the yes button
+    assert chat.last.records == ()
+    assert chat.state is not None and chat.state.answer("a") == Answer(
+        "a", "a", "acuerdo", defn.version, option="en_desacuerdo", text="Porque sí"
+    )
+    assert chat.state.question == "q1"
 
 
 # --- desirable changes ---------------------------------------------------------------------
@@ -260,47 +333,49 @@ def test_changing_the_agreement_keeps_the_reason(chat: Chat, defn: Definition) -
 
 def test_options_toggle_on_and_off(chat: Chat, defn: Definition) -> None:
     chat.skip_profile().go_to("q1")
-    chat.press("Perú")
+    peru_label = "Una relación de cooperación con Perú"
+    chat.press(peru_label)
     peru = Answer("q1.o.peru", "q1", "deseable", defn.version, option="peru")
     assert chat.last.records == (AnswerRecorded(peru),)
     (reply,) = chat.last.replies
     assert reply.replace
-    assert "✅ Perú" in chat.labels()
-    chat.press("Henan (China)")
+    assert f"✅ {peru_label}" in chat.labels()
+    chat.press("Más cooperación con San Juan (Argentina)")
     assert chat.state is not None
-    assert [a.key for a in chat.state.answers] == ["q1.o.peru", "q1.o.henan"]
-    chat.press("✅ Perú")
+    assert [a.key for a in chat.state.answers] == ["q1.o.peru", "q1.o.san_juan"]
+    chat.press(f"✅ {peru_label}")
     assert chat.last.records == (AnswerRemoved(peru),)
-    assert "Perú" in chat.labels()
-    assert [a.key for a in chat.state.answers] == ["q1.o.henan"]
+    assert peru_label in chat.labels()
+    assert [a.key for a in chat.state.answers] == ["q1.o.san_juan"]
 
 
 def test_free_text_changes_with_their_system(chat: Chat, defn: Definition) -> None:
     m = defn.messages
     chat.skip_profile().go_to("q1")
-    chat.press(m.btn_write)
-    assert chat.texts == [m.write_prompt]
-    assert chat.last.records == ()
-    chat.text("Intercambio de estudiantes con Perú")
+    chat.text("Intercambio de estudiantes con Perú")  # typed right at the question
     first = Answer(
         "q1.t1", "q1", "deseable", defn.version, text="Intercambio de estudiantes con Perú"
     )
     assert chat.last.records == (AnswerRecorded(first),)
-    assert chat.texts == [m.system_prompt.format(text="Intercambio de estudiantes con Perú")]
-    assert chat.labels() == [s.label for s in defn.consultation.systems] + [m.btn_skip]
+    systems_intro = defn.consultation.systems_intro
+    assert systems_intro and chat.texts == [f"{m.system_prompt}\n\n{systems_intro}"]
+    assert chat.labels() == [s.label for s in defn.consultation.systems] + [
+        m.btn_system_unknown,
+        m.btn_next,
+    ]
     chat.press("Social")
     tagged = Answer("q1.t1", "q1", "deseable", defn.version, text=first.text, system="social")
     assert chat.last.records == (AnswerRecorded(tagged, previous=first),)
     assert chat.texts == [m.more_prompt]
-    assert chat.labels() == [m.btn_more_yes, m.btn_more_options, m.btn_more_no]
-    chat.press(m.btn_more_yes)
+    assert chat.labels() == [m.btn_next]
     chat.text("Ferias con San Juan")
     assert recorded(chat)["q1.t2"].text == "Ferias con San Juan"
-    chat.command("omitir")  # no system for this one
+    assert chat.texts == [m.system_prompt]  # the systems are explained once
+    chat.text("Becas de posgrado en Hérault")  # no system for the one before: the next one
+    assert recorded(chat)["q1.t3"].text == "Becas de posgrado en Hérault"
+    chat.press(m.btn_system_unknown)
     assert chat.last.records == ()
     assert chat.texts == [m.more_prompt]
-    chat.press(m.btn_more_options)
-    assert "Perú" in chat.labels()
     chat.press(m.btn_next)
     assert chat.state is not None and chat.state.question == "q2"
     assert chat.state.answer("q1.t2") == Answer(
@@ -314,7 +389,63 @@ def test_a_question_without_options_asks_for_text(chat: Chat, defn: Definition) 
     chat.text("Un encargado de relaciones internacionales en cada municipio")
     assert recorded(chat)["q3.t1"].question == "q3"
     chat.press("Institucional")
-    assert defn.messages.btn_more_options not in chat.labels()
+    assert chat.labels() == [defn.messages.btn_next]
+
+
+@pytest.mark.parametrize("typed", ["ok", "listo", "Siguiente", "no", "siguiente pregunta"])
+def test_a_done_word_goes_to_the_next_question(chat: Chat, typed: str) -> None:
+    chat.skip_profile().go_to("q3")
+    chat.text("Redes de municipios costeros")
+    chat.text(typed)
+    assert chat.state is not None and chat.state.question == "q4"
+    assert [a.key for a in chat.state.answers] == ["q3.t1"]
+
+
+@pytest.mark.parametrize("typed", ["si", "Sí", "gracias", "nada", "bueno"])
+def test_chatter_is_not_stored_as_a_change_without_asking(
+    chat: Chat, defn: Definition, typed: str
+) -> None:
+    m = defn.messages
+    chat.skip_profile().go_to("q3")
+    chat.text("Redes de municipios costeros")
+    chat.press("Institucional")
+    chat.text(typed)
+    assert chat.last.records == ()
+    assert chat.texts == [m.save_confirm.format(text=typed)]
+    assert chat.labels() == [m.btn_save_yes, m.btn_save_no]
+    chat.text("no")
+    assert chat.last.records == ()
+    assert chat.state is not None and (chat.state.step, chat.state.pending) == ("ask", None)
+    chat.text(typed)
+    chat.text("sí")
+    assert recorded(chat)["q3.t2"].text == typed
+
+
+def test_a_typed_word_of_one_option_chooses_it(chat: Chat, defn: Definition) -> None:
+    chat.skip_profile().go_to("q1")
+    chat.text("peru")
+    assert recorded(chat) == {
+        "q1.o.peru": Answer("q1.o.peru", "q1", "deseable", defn.version, option="peru")
+    }
+
+
+def test_a_word_of_several_options_asks_which(chat: Chat, defn: Definition) -> None:
+    chat.skip_profile().go_to("q2")
+    chat.text("cooperar")
+    assert chat.last.records == ()
+    assert chat.texts == [defn.messages.which.format(text="cooperar")]
+    assert "Cooperar con Cuba" in chat.labels() and "Cooperar con Canadá" in chat.labels()
+    chat.press("Cooperar con Cuba")
+    assert "q2.o.cuba" in recorded(chat)
+
+
+@pytest.mark.parametrize("typed", ["hombre", "HOMBRE", "Hombre 👍", "hombree", "✅ hombre"])
+def test_a_button_word_typed_with_noise_acts_as_the_button(chat: Chat, typed: str) -> None:
+    chat.consent()
+    chat.command("omitir")
+    chat.command("omitir")
+    chat.text(typed)
+    assert chat.last.records == (ProfileSet("gender", "hombre"),)
 
 
 def test_text_at_the_options_is_a_new_change(chat: Chat, defn: Definition) -> None:
@@ -346,16 +477,18 @@ def at_every_kind_of_step(chat: Chat, defn: Definition) -> dict[str, Chat]:
     places["reason"] = fork()
     chat.command("omitir")
     places["ask desirable"] = fork()
-    chat.press(m.btn_write)
-    places["write"] = fork()
     chat.text("Más vuelos a Lima")
     places["system"] = fork()
     chat.press("Territorial")
-    places["more"] = fork()
+    places["ask again"] = fork()
+    chat.text("sí")
+    places["confirm"] = fork()
+    chat.press(m.btn_save_no)
     chat.command("menu")
     chat.press("5 · Cambios posibles al 2020")
     places["judge"] = fork()
-    chat.press("En parte")
+    chat.press("1. «Más vuelos a Lima» (Territoria…")
+    chat.press(m.btn_done)
     places["enabler"] = fork()
     chat.command("omitir")  # on to the questions not seen yet: 1, 2, 3, 4
     for _ in range(4):
@@ -382,9 +515,9 @@ STEPS = [
     "ask agreement",
     "reason",
     "ask desirable",
-    "write",
     "system",
-    "more",
+    "ask again",
+    "confirm",
     "judge",
     "enabler",
     "done",
@@ -436,9 +569,10 @@ def test_an_empty_text_is_refused(
 
 
 def test_the_longest_text_is_accepted(places: dict[str, Chat]) -> None:
-    chat = places["write"]
-    chat.text(" " + "x" * MAX_TEXT + " ")
-    assert recorded(chat)["q1.t1"].text == "x" * MAX_TEXT
+    chat = places["ask desirable"]
+    longest = ("ab " * MAX_TEXT)[:MAX_TEXT]
+    chat.text(" " + longest + " ")
+    assert recorded(chat)["q1.t1"].text == longest
 
 
 FORGED = [
@@ -520,9 +654,9 @@ def test_unsupported_and_edited_messages_change_nothing(
         ("ask agreement", ("questions", "ask", "q1")),
         ("reason", ("questions", "ask", "q1")),
         ("ask desirable", ("questions", "ask", "q2")),
-        ("write", ("questions", "ask", "q2")),
-        ("system", ("questions", "more", "q1")),
-        ("more", ("questions", "ask", "q2")),
+        ("system", ("questions", "ask", "q1")),  # «No sé»: the change stays, untagged
+        ("ask again", ("questions", "ask", "q2")),
+        ("confirm", ("questions", "ask", "q2")),
         ("judge", ("questions", "ask", "q1")),  # 1 was left through /menu, unfinished
         ("enabler", ("questions", "ask", "q1")),
         ("done", ("finished", "done", None)),
@@ -541,15 +675,17 @@ def test_omitir_at_each_kind_of_step(
     assert all(isinstance(r, Finished) for r in chat.last.records)
 
 
-def test_omitir_judges_nothing_and_moves_to_the_next_change(chat: Chat, defn: Definition) -> None:
+def test_omitir_skips_the_whole_feasibility_question(chat: Chat, defn: Definition) -> None:
     chat.skip_profile().go_to("q1")
-    chat.press("Perú")
-    chat.press("Henan (China)")
+    chat.text("Intercambio de profesores con Perú")
+    chat.text("Ferias con San Juan")
     chat.go_to("q5")
-    assert "Cambio 1 de 2: Perú" in chat.texts[-1]
+    assert "1. «Intercambio de profesores con Perú»" in chat.texts[-1]
+    assert "2. «Ferias con San Juan»" in chat.texts[-1]
     chat.command("omitir")
     assert chat.last.records == ()
-    assert "Cambio 2 de 2: Henan (China)" in chat.texts[-1]
+    assert chat.state is not None and chat.state.question != "q5"
+    assert "q5" in chat.state.visited
 
 
 @pytest.mark.parametrize("where", ["menu", "review", "review_item", "review_edit", "erase"])
@@ -566,13 +702,14 @@ def test_cancelar_closes_an_overlay(
     assert chat.texts[0] == defn.messages.cancelled
 
 
-def test_cancelar_while_writing_goes_back_to_the_options(
+def test_cancelar_at_save_this_text_goes_back_to_the_question(
     places: dict[str, Chat], defn: Definition
 ) -> None:
-    chat = places["write"]
+    chat = places["confirm"]
     chat.command("cancelar")
     assert chat.texts[0] == defn.messages.cancelled
-    assert chat.state is not None and (chat.state.step, chat.state.question) == ("ask", "q1")
+    assert chat.state is not None
+    assert (chat.state.step, chat.state.question, chat.state.pending) == ("ask", "q1", None)
     assert chat.last.records == ()
 
 
@@ -589,7 +726,7 @@ def test_cancelar_with_nothing_to_cancel(
 
 
 @pytest.mark.parametrize("question", ["a", "q1", "q2", "q3", "q4"])
-@pytest.mark.parametrize("where", ["ask agreement", "write", "judge", "done"])
+@pytest.mark.parametrize("where", ["ask agreement", "confirm", "judge", "done"])
 def test_menu_goes_to_any_question(
     places: dict[str, Chat], defn: Definition, where: str, question: str
 ) -> None:
@@ -605,12 +742,15 @@ def test_menu_goes_to_any_question(
         "ask",
         question,
     )
-    assert chat.texts[-1].startswith(f"Pregunta {q.number} · {q.title}\n")
+    position = [x.id for x in defn.consultation.questions].index(question) + 1
+    assert chat.texts[-1].startswith(f"Pregunta {q.number} ({position} de 6) · {q.title}\n")
 
 
-def test_menu_marks_the_visited_questions(chat: Chat) -> None:
+def test_menu_ticks_only_answered_questions(chat: Chat) -> None:
     chat.skip_profile()
+    chat.press("En desacuerdo")
     chat.command("omitir")
+    chat.command("omitir")  # question 1 seen, not answered
     chat.command("menu")
     assert chat.labels()[:3] == [
         "✅ A · Vincular las relaciones internacionales a los desafíos",
@@ -632,21 +772,52 @@ def test_menu_to_the_feasibility_question_without_changes(chat: Chat, defn: Defi
 # --- /revisar ------------------------------------------------------------------------------
 
 
-def test_review_with_no_answers(chat: Chat, defn: Definition) -> None:
+def test_review_with_no_answers(chat: Chat, defn: Definition, new_chat: type[Chat]) -> None:
+    m = defn.messages
     chat.skip_profile()
-    unchanged(chat, Command("revisar"))
-    assert chat.texts == [defn.messages.review_empty]
+    chat.command("revisar")
+    assert chat.labels() == [
+        f"{m.profile_place}: {m.profile_not_given}",
+        f"{m.profile_age_band}: {m.profile_not_given}",
+        f"{m.profile_gender}: {m.profile_not_given}",
+        m.btn_close,
+    ]
+    municipal = new_chat(defn, flows.new_state(defn, role="municipal", comuna="canela"))
+    unchanged(municipal, Command("revisar"))
+    assert municipal.texts == [m.review_empty]
+
+
+def test_review_edits_the_profile(chat: Chat, defn: Definition) -> None:
+    m = defn.messages
+    chat.skip_profile()
+    chat.command("revisar")
+    chat.press(f"{m.profile_place}: {m.profile_not_given}")
+    assert chat.texts == [m.ask_comuna_any]
+    chat.press("Canela")
+    assert chat.last.records == (ProfileSet("comuna", "canela"),)
+    assert chat.texts[0] == m.review_updated
+    assert f"{m.profile_place}: Canela" in chat.labels()
+    chat.press(f"{m.profile_gender}: {m.profile_not_given}")
+    chat.text("otro")
+    assert chat.last.records == (ProfileSet("gender", "otro"),)
+    assert chat.state is not None and chat.state.overlay == "review"
+
+
+REVIEW = [
+    "Comuna: sin indicar",
+    "Edad: sin indicar",
+    "Género: sin indicar",
+    "A · De acuerdo",
+    "1 · «Más vuelos a Lima» (Territorial)",
+    "5 · «Más vuelos a Lima» (Territorial): posible",
+    "Cerrar",
+]
 
 
 def test_review_edits_a_text(places: dict[str, Chat], defn: Definition) -> None:
     m = defn.messages
     chat = places["review"]
-    assert chat.labels() == [
-        "A · De acuerdo",
-        "1 · «Más vuelos a Lima» (Territorial)",
-        "5 · «Más vuelos a Lima» (Territorial): en parte",
-        "Cerrar",
-    ]
+    assert chat.labels() == REVIEW
     chat.press("1 · «Más vuelos a Lima» (Territorial)")
     assert chat.labels() == [m.btn_edit_text, m.btn_goto, m.btn_delete, m.btn_back]
     chat.press(m.btn_edit_text)
@@ -665,7 +836,7 @@ def test_review_edits_a_text(places: dict[str, Chat], defn: Definition) -> None:
     )
     assert chat.last.records == (AnswerRecorded(new, previous=old),)
     assert chat.texts[0] == m.review_updated
-    assert chat.labels()[1] == "1 · «Más vuelos a Lima y a Arequipa» (Territorial)"
+    assert chat.labels()[4] == "1 · «Más vuelos a Lima y a Arequipa» (Territorial)"
     assert chat.state is not None and chat.state.overlay == "review"
 
 
@@ -676,11 +847,24 @@ def test_review_goes_to_the_question(places: dict[str, Chat], defn: Definition) 
     assert (chat.state.overlay, chat.state.question, chat.state.step) == (None, "q1", "ask")
 
 
+def test_deleting_asks_to_confirm(places: dict[str, Chat], defn: Definition) -> None:
+    m = defn.messages
+    chat = places["review_item"]
+    before = chat.state
+    chat.press(m.btn_delete)
+    assert chat.last.records == ()
+    assert chat.texts == [m.delete_confirm.format(answer="«Más vuelos a Lima» (Territorial)")]
+    chat.press(m.btn_delete_no)
+    assert chat.state == before
+    assert chat.labels() == [m.btn_edit_text, m.btn_goto, m.btn_delete, m.btn_back]
+
+
 def test_deleting_a_change_deletes_its_judgement(places: dict[str, Chat], defn: Definition) -> None:
     chat = places["review_item"]
     before = chat.state
     assert before is not None
     chat.press(defn.messages.btn_delete)
+    chat.press(defn.messages.btn_delete_yes)
     assert [a.key for a in before.answers] == ["a", "q1.t1", "p.q1.t1"]
     assert chat.last.records == (
         AnswerRemoved(before.answers[1]),
@@ -689,17 +873,29 @@ def test_deleting_a_change_deletes_its_judgement(places: dict[str, Chat], defn: 
     assert chat.texts[0] == defn.messages.review_deleted
     assert chat.state is not None
     assert chat.state.answers == before.answers[:1]
-    assert chat.labels() == ["A · De acuerdo", "Cerrar"]
+    assert chat.labels() == [*REVIEW[:4], "Cerrar"]
 
 
 def test_deleting_a_judgement_keeps_the_change(places: dict[str, Chat], defn: Definition) -> None:
     chat = places["review"]
-    chat.press("5 · «Más vuelos a Lima» (Territorial): en parte")
+    chat.press(REVIEW[5])
     chat.press(defn.messages.btn_delete)
+    chat.text("sí")
     assert [type(r) for r in chat.last.records] == [AnswerRemoved]
     assert chat.state is not None
     assert [a.key for a in chat.state.answers] == ["a", "q1.t1"]
-    assert chat.labels() == ["A · De acuerdo", "1 · «Más vuelos a Lima» (Territorial)", "Cerrar"]
+    assert chat.labels() == [*REVIEW[:5], "Cerrar"]
+
+
+def test_a_judgement_from_review_opens_question_5(
+    places: dict[str, Chat], defn: Definition
+) -> None:
+    chat = places["review"]
+    chat.press(REVIEW[5])
+    chat.press(defn.messages.btn_goto)
+    assert chat.state is not None
+    assert (chat.state.overlay, chat.state.question, chat.state.step) == (None, "q5", "judge")
+    assert "✅ 1. «Más vuelos a Lima» (Territoria…" in chat.labels()
 
 
 # --- /borrar -------------------------------------------------------------------------------
@@ -729,101 +925,108 @@ def test_borrar_then_no_changes_nothing(places: dict[str, Chat], defn: Definitio
 # --- question 5 and the end ----------------------------------------------------------------
 
 
-def test_feasibility_asks_about_every_change_in_order(chat: Chat, defn: Definition) -> None:
+def test_feasibility_lists_every_change_toggled_with_one_tap(chat: Chat, defn: Definition) -> None:
     m = defn.messages
     chat.skip_profile()
     chat.command("omitir")
-    chat.press("Henan (China)")
-    chat.press("Perú")
-    chat.press(m.btn_write)
+    chat.press("Más cooperación con San Juan (Argentina)")
+    chat.press("Una relación de cooperación con Perú")
     chat.text("Becas con Perú")
     chat.press("Social")
-    chat.press(m.btn_more_no)
+    chat.press(m.btn_next)
     chat.press(m.btn_next)  # q2: nothing
-    chat.press(m.btn_write)  # q3
-    chat.text("Hermanamientos")
-    chat.command("omitir")
-    chat.press(m.btn_more_no)
+    chat.text("Hermanamientos de municipios")  # q3
+    chat.press(m.btn_next)
     chat.press(m.btn_next)  # q4: nothing
-    assert chat.texts[-2] == m.feasibility_intro
-    seen = []
-    for verdict in ["Sí", "No", "En parte", "Sí"]:
-        seen.append(next(p for p in chat.texts[-1].split("\n\n") if p.startswith("Cambio")))
-        chat.press(verdict)
-        chat.command("omitir")  # nothing on what would make it possible
-    assert seen == [
-        "Cambio 1 de 4: Henan (China)",
-        "Cambio 2 de 4: Perú",
-        "Cambio 3 de 4: «Becas con Perú» (Social)",
-        "Cambio 4 de 4: «Hermanamientos»",
+    head, listed = chat.texts[-2:]
+    assert head.startswith("Pregunta 5 (6 de 6) · Cambios posibles al 2020\n")
+    assert listed.split("\n") == [
+        "1. Más cooperación con San Juan (Argentina)",
+        "2. Una relación de cooperación con Perú",
+        "3. «Becas con Perú» (Social)",
+        "4. «Hermanamientos de municipios»",
     ]
+    chat.press("1. Más cooperación con San Juan (A…")
+    assert chat.last.replies[0].replace and chat.texts == [listed]  # only the buttons change
+    chat.press("3. «Becas con Perú» (Social)")
+    chat.press("✅ 1. Más cooperación con San Juan (A…")  # changed their mind
+    chat.text("4")
+    chat.press(m.btn_done)
+    assert chat.texts == [defn.consultation.question("q5").follow_up]  # type: ignore[union-attr]
+    chat.command("omitir")
     assert chat.state is not None and chat.state.stage == "finished"
     judged = {a.refers_to: a.option for a in chat.state.answers if a.kind == "posible"}
     # free-text changes are numbered across the whole consultation: q1.t1, then q3.t2
-    assert judged == {"q1.o.henan": "si", "q1.o.peru": "no", "q1.t1": "en_parte", "q3.t2": "si"}
+    assert judged == {"q1.o.san_juan": "no", "q1.o.peru": "no", "q1.t1": "si", "q3.t2": "si"}
 
 
-def test_what_would_make_it_possible(chat: Chat, defn: Definition) -> None:
+def test_what_would_make_it_possible_is_asked_once(chat: Chat, defn: Definition) -> None:
     chat.skip_profile().go_to("q4")
     chat.text("Un corredor ferroviario")
-    chat.press("Territorial")
-    chat.press(defn.messages.btn_more_no)
-    chat.press("Sí")
+    chat.text("Vuelos directos a Mendoza")
+    chat.press(defn.messages.btn_next)
+    chat.text("1 y 2")
+    chat.text("listo")
     chat.text("Fondos nacionales")
     assert recorded(chat) == {
-        "p.q4.t1": Answer(
-            "p.q4.t1",
-            "q5",
-            "posible",
-            defn.version,
-            option="si",
-            text="Fondos nacionales",
-            refers_to="q4.t1",
+        f"p.q4.t{n}": Answer(
+            f"p.q4.t{n}", "q5", "posible", defn.version, option="si",
+            text="Fondos nacionales", refers_to=f"q4.t{n}",
         )
-    }
+        for n in (1, 2)
+    }  # fmt: skip
+    assert chat.state is not None and chat.state.question != "q5"
 
 
-def test_finishing_shows_the_summary(chat: Chat, defn: Definition) -> None:
+def test_nothing_possible_asks_nothing_more(chat: Chat, defn: Definition) -> None:
+    chat.skip_profile().go_to("q4")
+    chat.text("Un corredor ferroviario")
+    chat.press(defn.messages.btn_next)
+    chat.press(defn.messages.btn_done)
+    assert recorded(chat)["p.q4.t1"].option == "no"
+    assert chat.state is not None and chat.state.question != "q5"
+
+
+def test_finishing_shows_the_workshop_table(chat: Chat, defn: Definition) -> None:
     m = defn.messages
     chat.skip_profile()
     chat.press("De acuerdo")
     chat.text("Es necesario")
-    chat.press("Perú")
+    chat.press("Una relación de cooperación con Perú")
     chat.press(m.btn_next)
     chat.press(m.btn_next)
     chat.press(m.btn_next)
-    chat.press(m.btn_write)
     chat.text("Más inglés en las escuelas")
     chat.press("Cultural")
-    chat.press(m.btn_more_no)
-    chat.press("En parte")
+    chat.press(m.btn_next)
+    chat.press("1. Una relación de cooperación con…")
+    chat.press(m.btn_done)
     chat.text("Convenios")
-    chat.press("No")
-    chat.command("omitir")
-    assert chat.last.records == (Finished(),)
+    assert chat.last.records[-1] == Finished()
     summary, thanks = chat.texts[-2:]
     assert thanks == defn.consultation.thanks
     assert summary == "\n".join(
         [
-            "Resumen de sus respuestas",
-            "Pregunta Nº | Cambios deseables | Cambios posibles",
+            "Su resumen, como la tabla del taller:",
             "",
-            "A · Vincular las relaciones internacionales a los desafíos",
-            "   De acuerdo — Motivo: «Es necesario»",
+            "Pregunta A",
+            "De acuerdo — Motivo: «Es necesario»",
             "",
-            "1 · Territorios e instituciones asociadas",
-            "   Deseables: Perú",
-            "   ¿Posible al 2020?: Perú: en parte; lo haría posible: «Convenios»",
+            "Pregunta 1",
+            "Cambios deseables al 2020: Una relación de cooperación con Perú",
+            "Cambios posibles al 2020: Una relación de cooperación con Perú",
             "",
-            "2 · Otras respuestas de la cooperación",
-            "   (sin respuestas)",
+            "Pregunta 2",
+            "(sin respuestas)",
             "",
-            "3 · Municipalidades",
-            "   (sin respuestas)",
+            "Pregunta 3",
+            "(sin respuestas)",
             "",
-            "4 · Otros cambios deseables",
-            "   Deseables: «Más inglés en las escuelas» (Cultural)",
-            "   ¿Posible al 2020?: «Más inglés en las escuelas» (Cultural): no",
+            "Pregunta 4",
+            "Cambios deseables al 2020: «Más inglés en las escuelas» (Cultural)",
+            "Cambios posibles al 2020: ninguno",
+            "",
+            "Lo que los haría posibles: «Convenios»",
         ]
     )
     assert chat.state is not None and chat.state.stage == "finished"
@@ -843,7 +1046,7 @@ def test_coming_back_to_a_question_after_the_end_finishes_again(
     assert chat.texts[-1] == defn.consultation.thanks
 
 
-def test_a_long_summary_is_split_to_fit_telegram(chat: Chat, defn: Definition) -> None:
+def test_a_long_summary_is_split_by_question(chat: Chat, defn: Definition) -> None:
     chat.skip_profile()
     chat.command("omitir")
     for _ in range(3):
@@ -851,19 +1054,19 @@ def test_a_long_summary_is_split_to_fit_telegram(chat: Chat, defn: Definition) -
     for n in range(6):
         chat.text(f"{n} " + "muy largo " * 99)
         chat.press("Social")
-        chat.press(defn.messages.btn_more_yes if n < 5 else defn.messages.btn_more_no)
-    while chat.state is not None and chat.state.stage != "finished":
-        chat.press("Sí")
-        chat.text("Con voluntad " * 76)
+    chat.press(defn.messages.btn_next)
+    chat.text("1 2 3 4 5 6")
+    chat.press(defn.messages.btn_done)
+    chat.text("Con voluntad " * 76)
     assert chat.last.records[-1] == Finished()
-    summary = [r.text for r in chat.last.replies[:-1]]
+    summary = [r.text for r in chat.last.replies[1:-1]]  # after "saved", before the thanks
     assert len(summary) > 1
-    assert all(len(text) <= 4096 for text in summary)
-    assert summary[0].startswith("Resumen de sus respuestas\n")
+    assert all(len(text) <= 700 for text in summary)
+    assert summary[0].startswith("Su resumen, como la tabla del taller:\n\nPregunta A\n")
     # pieces are cut at a line end or a space: no word is lost
-    words = [w.strip("«»();") for w in " ".join(summary).split()]
-    assert words.count("muy") == words.count("largo") == 6 * 99 * 2  # changes and judgements
-    assert words.count("voluntad") == 6 * 76
+    words = [w.strip("«»();:") for w in " ".join(summary).split()]
+    assert words.count("muy") == words.count("largo") == 6 * 99 * 2  # desirable and possible
+    assert words.count("voluntad") == 76
 
 
 # --- a consultation that changed -----------------------------------------------------------
@@ -873,9 +1076,9 @@ def test_a_removed_current_question(chat: Chat, defn: Definition, edited: Edit) 
     chat.skip_profile()
     chat.press("De acuerdo")
     chat.command("omitir")
-    chat.press("Perú")
+    chat.press("Una relación de cooperación con Perú")
     chat.press(defn.messages.btn_next)
-    chat.press("Cuba")
+    chat.press("Cooperar con Cuba")
     before = chat.state
     assert before is not None and before.question == "q2"
 
@@ -886,25 +1089,24 @@ def test_a_removed_current_question(chat: Chat, defn: Definition, edited: Edit) 
     chat.start()
     m = chat.defn.messages
     assert chat.texts[:2] == [m.version_changed, m.welcome_back]
-    assert chat.texts[-1].startswith("Pregunta 3 · Municipalidades\n")
+    assert chat.texts[-1].startswith("Pregunta 3 (3 de 5) · Municipalidades\n")
     assert chat.last.records == ()
     assert chat.state is not None
     assert chat.state.version == chat.defn.version != defn.version
     assert chat.state.answers == before.answers  # untouched, even the answer to q2
     chat.command("revisar")
-    assert chat.labels() == ["A · De acuerdo", "1 · Perú", "q2 · cuba", "Cerrar"]
+    assert chat.labels()[3:] == [
+        "A · De acuerdo", "1 · Una relación de cooperación con Perú", "q2 · cuba", "Cerrar"
+    ]  # fmt: skip
     chat.press("Cerrar")
     chat.press(m.btn_next)
     chat.press(m.btn_next)
-    assert "Cambio 1 de 2: Perú" in chat.texts[-1]
-    chat.press("Sí")
-    chat.command("omitir")
-    assert "Cambio 2 de 2: cuba" in chat.texts[-1]  # the option of a removed question
+    assert chat.texts[-1].split("\n") == ["1. Una relación de cooperación con Perú", "2. cuba"]
 
 
 def test_a_removed_option(chat: Chat, defn: Definition, edited: Edit) -> None:
     chat.skip_profile().go_to("q1")
-    chat.press("Perú")
+    chat.press("Una relación de cooperación con Perú")
     before = chat.state
     assert before is not None
 
@@ -913,13 +1115,13 @@ def test_a_removed_option(chat: Chat, defn: Definition, edited: Edit) -> None:
         q1["options"] = [o for o in q1["options"] if o["id"] != "peru"]
 
     chat.defn = edited(drop_peru)
-    chat.press("Henan (China)")
+    chat.press("Más cooperación con San Juan (Argentina)")
     m = chat.defn.messages
     assert chat.texts[0] == m.version_changed
-    assert recorded(chat)["q1.o.henan"].version == chat.defn.version
+    assert recorded(chat)["q1.o.san_juan"].version == chat.defn.version
     assert chat.state is not None
     assert chat.state.answer("q1.o.peru") == before.answer("q1.o.peru")  # kept, old version
-    assert "Perú" not in chat.labels()
+    assert "Una relación de cooperación con Perú" not in chat.labels()
     unchanged(chat, Choice("o:q1:peru"))  # the old button is stale now
     assert chat.texts[0] == m.stale_button
 
@@ -935,12 +1137,12 @@ def test_a_new_wording_keeps_the_participant_in_place(
         data["questions"][2]["title"] = "Otras respuestas"
 
     chat.defn = edited(reword)
-    chat.press("Cuba")
+    chat.press("Cooperar con Cuba")
     assert chat.texts[0] == chat.defn.messages.version_changed
-    assert chat.texts[1].startswith("Pregunta 2 · Otras respuestas\n")
+    assert chat.texts[1].startswith("Pregunta 2 (3 de 6) · Otras respuestas\n")
     assert chat.state is not None
     assert (chat.state.question, chat.state.step) == ("q2", "ask")
-    chat.press("Canadá")
+    chat.press("Cooperar con Canadá")
     assert chat.defn.messages.version_changed not in chat.texts  # said once
 
 
@@ -952,21 +1154,23 @@ def test_deleting_the_change_being_judged(places: dict[str, Chat], defn: Definit
     chat.command("revisar")
     chat.press("1 · «Más vuelos a Lima» (Territorial)")
     chat.press(defn.messages.btn_delete)
+    chat.press(defn.messages.btn_delete_yes)
     assert chat.state is not None
     assert (chat.state.step, chat.state.question) == ("ask", "q1")  # nothing left to judge
     chat.press("Cerrar")
-    assert chat.texts[-1].startswith("Pregunta 1 · ")
+    assert chat.texts[-1].startswith("Pregunta 1 (2 de 6) · ")
 
 
 def test_deleting_the_judgement_being_explained(places: dict[str, Chat], defn: Definition) -> None:
     chat = places["enabler"]
     chat.command("revisar")
-    chat.press("5 · «Más vuelos a Lima» (Territorial): en parte")
+    chat.press(REVIEW[5])
     chat.press(defn.messages.btn_delete)
+    chat.press(defn.messages.btn_delete_yes)
     assert chat.state is not None
-    assert (chat.state.step, chat.state.target) == ("judge", "q1.t1")  # judge it again
+    assert chat.state.step == "judge"  # judge it again
     chat.press("Cerrar")
-    assert "Cambio 1 de 1: «Más vuelos a Lima» (Territorial)" in chat.texts[-1]
+    assert chat.texts[-1] == "1. «Más vuelos a Lima» (Territorial)"
 
 
 def test_deleting_the_agreement_being_explained(places: dict[str, Chat], defn: Definition) -> None:
@@ -974,9 +1178,11 @@ def test_deleting_the_agreement_being_explained(places: dict[str, Chat], defn: D
     chat.command("revisar")
     chat.press("A · De acuerdo")
     chat.press(defn.messages.btn_delete)
+    chat.press(defn.messages.btn_delete_yes)
     assert chat.state is not None
-    assert (chat.state.step, chat.state.question, chat.state.overlay) == ("ask", "a", None)
-    assert chat.texts[-1].startswith("Pregunta A · ")
+    assert (chat.state.step, chat.state.question, chat.state.overlay) == ("ask", "a", "review")
+    chat.press("Cerrar")
+    assert chat.texts[-1].startswith("Pregunta A (1 de 6) · ")
 
 
 def test_the_same_choice_again_records_nothing(chat: Chat) -> None:
@@ -993,8 +1199,8 @@ def test_the_same_choice_again_records_nothing(chat: Chat) -> None:
     [
         ("ask agreement", "skipped"),
         ("reason", "reason_saved"),  # the agreement is saved, only the "why?" is skipped
-        ("write", "skipped"),  # nothing given in question 1 yet
-        ("more", "reason_saved"),  # a change was given in question 1
+        ("ask desirable", "skipped"),  # nothing given in question 1 yet
+        ("ask again", "reason_saved"),  # a change was given in question 1
     ],
 )
 def test_omitir_says_whether_the_question_was_answered(

@@ -88,9 +88,13 @@ forged = st.one_of(
                 "ab:",
                 "gd:",
                 "s:ask:",
-                "w:",
                 "n:",
-                "mo:q1:",
+                "ks:q1:",
+                "rz:a:",
+                "dt:",
+                "ok:",
+                "pe:",
+                "rd:q1.t1:",
                 "bz:",
                 "c:",
                 "x",
@@ -130,30 +134,24 @@ _CHANGES: list[Event] = [
     Choice("ag:a:en_parte"),
     Text("Porque sí"),
     Choice("o:q1:peru"),
-    Choice("o:q1:henan"),
-    Choice("w:q1"),
-    Text("Becas"),
+    Choice("o:q1:san_juan"),
+    Text("Becas para estudiar"),
     Choice("sy:q1.t1:social"),
-    Choice("mo:q1:n"),
+    Choice("n:q1"),
     Choice("o:q2:cuba"),
     Choice("n:q2"),
-    Choice("w:q3"),
-    Text("Redes"),
+    Text("Redes de municipios"),
     Choice("s:system:q3.t2"),
-    Choice("mo:q3:n"),
+    Choice("n:q3"),
     Choice("n:q4"),
 ]
 _JUDGED: list[Event] = [
     Choice("f:q1.o.peru:si"),
-    Text("Fondos"),
-    Choice("f:q1.o.henan:no"),
-    Command("omitir"),
-    Choice("f:q1.t1:en_parte"),
-    Command("omitir"),
+    Choice("f:q1.t1:si"),
+    Choice("f:q1.t1:no"),
     Choice("f:q2.o.cuba:si"),
-    Command("omitir"),
-    Choice("f:q3.t2:no"),
-    Text("Nada"),
+    Choice("ok:q5"),
+    Text("Fondos"),
 ]
 OPENINGS: list[list[Event]] = [
     [],  # a newcomer
@@ -190,7 +188,8 @@ class Screen:
         index, text = value if kind == "rewrite" else (value, None)
         key = state.answers[index % len(state.answers)].key
         if text is None:
-            return [Command("revisar"), Choice(f"rv:{key}"), Choice(f"rd:{key}")]
+            return [Command("revisar"), Choice(f"rv:{key}"), Choice(f"rd:{key}"),
+                    Choice(f"rd:{key}:y")]  # fmt: skip
         return [Command("revisar"), Choice(f"rv:{key}"), Choice(f"re:{key}"), Text(text)]
 
     def event(self, action: tuple[str, Any]) -> Event:
@@ -225,8 +224,8 @@ STAGE_OF = {
     "done": "finished",
 }
 STEPS_OF = {
-    "agreement": {"ask", "reason"},
-    "desirable": {"ask", "write", "system", "more"},
+    "agreement": {"ask", "reason", "reason_check"},
+    "desirable": {"ask", "system", "confirm"},
     "feasibility": {"judge", "enabler"},
 }
 KIND_OF = {"agreement": "acuerdo", "desirable": "deseable", "feasibility": "posible"}
@@ -300,31 +299,35 @@ def check_state(defn: Definition, s: State, edited: bool = False) -> None:
         q = c.question(s.question or "")
         assert q is not None, s
         assert s.step in STEPS_OF[q.kind], (q.kind, s.step)
-        if s.step in ("system", "judge", "enabler"):
+        if s.step == "system":
             target = s.answer(s.target or "")
             assert target is not None and target.kind == "deseable", s
-            if s.step == "system":
-                assert target.question == q.id and target.text is not None, s
+            assert target.question == q.id and target.text is not None, s
         else:
             assert s.target is None, s
+        assert (s.step == "confirm") == bool(s.pending), s
+        if s.step in ("judge", "enabler"):
+            assert any(a.kind == "deseable" for a in s.answers), s
         if s.step == "enabler":
-            assert s.answer(f"p.{s.target}") is not None, s
-        if s.step == "reason":
+            assert any(a.kind == "posible" and a.option == q.options[0].id for a in s.answers), s
+        if s.step in ("reason", "reason_check"):
             assert s.answer(q.id) is not None, s
+        if s.step == "reason_check":
+            assert s.answer(q.id).text, s  # type: ignore[union-attr]
     else:
         assert s.question is None, s
         if s.step == "comuna":
             assert s.target in {p.id for p in c.profile.provinces}, s
         else:
             assert s.target is None, s
-    if s.overlay in ("review_item", "review_edit"):
+    if s.overlay in ("review_item", "review_edit", "review_delete"):
         assert s.answer(s.overlay_target or "") is not None, s
         if s.overlay == "review_edit":
             assert s.answer(s.overlay_target or "").text is not None  # type: ignore[union-attr]
+    elif s.overlay == "profile":
+        assert s.overlay_target in ("place", "age_band", "gender"), s
     else:
         assert s.overlay_target is None, s
-    if s.overlay == "review":
-        assert s.answers, s
 
 
 def check_records(before: State | None, step: Step, model: dict[str, Answer]) -> None:

@@ -5,6 +5,8 @@ Each ``transcripts/*.yaml`` holds a ``description`` and ``turns``; a turn is one
 
 - ``start:`` (optionally a payload), ``text: ...``, ``text_of_length: 1001``,
   ``command: revisar``, ``unsupported: photo``, ``edited:``
+- ``invitation: {verdict: ok, name, institution, comuna}`` beside an input: the caller's
+  check of the invitation token that came with it (``/start <token>``, the consent button)
 - ``press: <label or data>``: the button with that label in the latest keyboard, else in an
   earlier one (a stale button, newest first), else the text is sent as raw callback data;
 
@@ -34,6 +36,9 @@ from flows.events import (
     Edited,
     Event,
     Finished,
+    InvitationAccepted,
+    InviteCheck,
+    Invited,
     ParticipantErased,
     ProfileSet,
     Record,
@@ -83,6 +88,17 @@ def press(label: str, keyboards: list[tuple[Button, ...]]) -> str:
     return label
 
 
+def invite_of(given: dict[str, Any] | None) -> InviteCheck | None:
+    """``invitation: {verdict: ok, name: ..., institution: ..., comuna: ...}``: what the
+    caller found for the invitation token that came with the turn."""
+    if given is None:
+        return None
+    if given["verdict"] != "ok":
+        return InviteCheck(given["verdict"])
+    fields = {k: v for k, v in given.items() if k != "verdict"}
+    return InviteCheck("ok", Invited(invitation_id=1, token="tok", **fields))
+
+
 # --- writing outputs -----------------------------------------------------------------------
 
 
@@ -106,6 +122,8 @@ def record_out(record: Record) -> str | dict[str, Any]:
         return "finished"
     if isinstance(record, ParticipantErased):
         return "participant erased"
+    if isinstance(record, InvitationAccepted):
+        return "invitation accepted"
     if isinstance(record, ProfileSet):
         return {"profile": {record.field: record.value}}
     if isinstance(record, AnswerRemoved):
@@ -130,12 +148,14 @@ def play(defn: Definition, turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
     played = []
     for turn in turns:
         kind, value = input_of(turn)
-        step = flows.step(defn, state, event_of(kind, value, keyboards))
+        invite = invite_of(turn.get("invitation"))
+        step = flows.step(defn, state, event_of(kind, value, keyboards), invite)
         state = step.state
         keyboards += [tuple(b for row in r.buttons for b in row) for r in step.replies if r.buttons]
         played.append(
             {
                 kind: value,
+                **({"invitation": turn["invitation"]} if "invitation" in turn else {}),
                 "replies": [reply_out(r) for r in step.replies],
                 "records": [record_out(r) for r in step.records],
             }
@@ -176,7 +196,10 @@ def dump(document: dict[str, Any]) -> str:
 
 
 def test_there_are_transcripts() -> None:
-    assert {f.stem for f in FILES} >= {"happy_path", "declined_then_consents", "bad_input"}
+    assert {f.stem for f in FILES} >= {
+        "happy_path", "hurried_typing", "changes_mind_and_erases", "municipal_invitation",
+        "resume_later", "declined_then_consents", "bad_input",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
