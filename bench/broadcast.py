@@ -108,9 +108,8 @@ def seed(url: str, contacts: int) -> None:
     (the invitation checked, the participant stored and bound to it, in one transaction)."""
     import storage
     from bot.services.conversation import Conversation
-    from flows import load
+    from flows import buttons, load
     from flows.events import Choice
-    from flows.prompts import CONSENT_YES
     from storage import invitations
 
     defn = load()
@@ -135,7 +134,7 @@ def seed(url: str, contacts: int) -> None:
                     )
                     tokens.append(token)
         for i, token in enumerate(tokens):
-            result = conv.handle(contact_chat(i), Choice(f"{CONSENT_YES}:{token}"))
+            result = conv.handle(contact_chat(i), Choice(buttons.Consent(True, token).encode()))
             if result is None or result.state is None or result.state.role != "municipal":
                 raise RuntimeError(f"contact {contact_chat(i)} did not join: {result}")
     finally:

@@ -161,33 +161,35 @@ def _next_event(
     defn: Definition, state: State | None, started: bool, buttons: list[str], rng: random.Random
 ) -> Event:
     """What a cooperative participant does next, pressing only buttons that were offered."""
+    from flows import buttons as bt
     from flows.events import Choice, Start, Text
 
-    def press(prefix: str, *, ending: str = "") -> Choice:
-        offered = [b for b in buttons if b.startswith(prefix) and b.endswith(ending)]
-        offered = [b for b in offered if b != "pv:"] or offered  # not "back"
+    def press(*kinds: type[bt.ButtonData]) -> Choice:
+        offered = [b for b in buttons if isinstance(bt.decode(b), kinds)]
+        offered = [b for b in offered if bt.decode(b) != bt.Province()] or offered  # not "back"
         if not offered:
-            raise AssertionError(f"no {prefix!r} button offered at {state}: {buttons}")
+            raise AssertionError(f"no {kinds} button offered at {state}: {buttons}")
         return Choice(rng.choice(offered))
 
     if state is None:
-        return Choice("c:y") if started else Start("")
-    prefix = {"province": "pv:", "comuna": "cm:", "age_band": "ab:", "gender": "gd:"}
-    if state.step in prefix:
-        return press(prefix[state.step])
-    if state.step in ("reason", "write", "enabler"):
+        return Choice(bt.Consent(True).encode()) if started else Start("")
+    kind = {"province": bt.Province, "comuna": bt.Comuna, "age_band": bt.AgeBand,
+            "gender": bt.Gender, "system": bt.System, "judge": bt.Judge, "confirm": bt.SaveText,
+            "reason_check": bt.ReasonStill}  # fmt: skip
+    if state.step in kind:
+        return press(kind[state.step])
+    if state.step in ("reason", "enabler"):
         return Text(rng.choice(REASONS if state.step == "reason" else CHANGES))
-    if state.step == "system":
-        return press("sy:")
-    if state.step == "more":
-        return press("mo:", ending=":y")  # "add another change"
-    if state.step == "judge":
-        return press("f:")
     question = defn.consultation.question(state.question or "")
     if state.step == "ask" and question is not None and question.kind == "agreement":
-        return press("ag:")
-    if state.step == "ask" and not any(a.option for a in state.answers_to(state.question or "")):
-        return press("o:")
+        return press(bt.Agree)
+    chosen = any(a.option for a in state.answers_to(state.question or ""))
+    if (
+        state.step == "ask"
+        and not chosen
+        and any(isinstance(bt.decode(b), bt.Toggle) for b in buttons)
+    ):
+        return press(bt.Toggle)
     return Text(rng.choice(CHANGES))  # a desirable change in the participant's own words
 
 

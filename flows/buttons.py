@@ -109,7 +109,7 @@ class Skip(ButtonData):
 
     prefix = "s"
     step: str
-    target: str = ""
+    target: str
 
 
 @dataclass(frozen=True)

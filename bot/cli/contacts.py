@@ -18,7 +18,8 @@ from rapidfuzz.distance import Levenshtein
 
 from bot.cli.messages import say
 from flows import Definition
-from flows.schema import Profile, fold
+from flows.matching import fold
+from flows.schema import Profile
 
 HEADERS = {
     "name": ("name", "nombre", "nombre completo"),

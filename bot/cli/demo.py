@@ -31,10 +31,10 @@ from bot.cli.textbank import (
     ENABLERS,
     THEMES,
     Theme,
-    strip_accents,
 )
 from bot.services.conversation import Conversation
 from flows import Definition, Step, load
+from flows import buttons as bt
 from flows.events import (
     AnswerRecorded,
     AnswerRemoved,
@@ -45,6 +45,7 @@ from flows.events import (
     Start,
     Text,
 )
+from flows.matching import fold
 from storage import invitations
 
 ZONE = ZoneInfo("America/Santiago")
@@ -141,6 +142,9 @@ class _Person:
     themes: dict[str, Theme] = field(default_factory=dict)  # answer key → theme
     written: Theme | None = None
     verdict: str = ""
+    question: str = ""
+    seen: dict[str, bt.ButtonData | None] = field(default_factory=dict)
+    judged: set[str] = field(default_factory=set)
     actions_at_quit: int = 0
     returned: bool = False
     finished: bool = False
@@ -176,96 +180,103 @@ class _Person:
 
     def _choose(self, step: str, question: str, offered: list[str]) -> Event | None:
         rng = self.rng
-        skip = next((d for d in offered if d.startswith("s:")), None)
-        yes = next((d for d in offered if d.startswith("c:y")), None)  # "c:y:<token>" too
-        if yes is not None:
-            return Choice(yes if self.consents or "c:n" not in offered else "c:n")
+        pressed = {data: bt.decode(data) for data in offered}
+        if question != self.question:  # the buttons of a question stay valid while there
+            self.question, self.seen = question, {}
+        self.seen.update(pressed)
+        skip = next((d for d, b in pressed.items() if isinstance(b, bt.Skip)), None)
+        consent = [d for d, b in pressed.items() if isinstance(b, bt.Consent)]
+        if consent:  # the yes button first; it carries the invitation's token, if any
+            yes, no = consent[0], consent[-1]
+            return Choice(yes if self.consents or len(consent) < 2 else no)
         if step in ("province", "comuna"):
-            return self._profile_place(offered, skip)
-        if any(d.startswith("ab:") for d in offered):
-            return self._profile_choice("ab:", AGE_WEIGHTS, offered, skip)
-        if any(d.startswith("gd:") for d in offered):
-            return self._profile_choice("gd:", GENDER_WEIGHTS, offered, skip)
-        if any(d.startswith("ag:") for d in offered):
-            return self._agreement(offered, skip)
+            return self._profile_place(pressed, skip)
+        if any(isinstance(b, bt.AgeBand) for b in pressed.values()):
+            bands = {d: AGE_WEIGHTS.get(b.band, 5.0) for d, b in pressed.items()
+                     if isinstance(b, bt.AgeBand)}  # fmt: skip
+            return self._pick_or_skip(bands, AGE_WEIGHTS.get("", 0.0), skip)
+        if any(isinstance(b, bt.Gender) for b in pressed.values()):
+            genders = {d: GENDER_WEIGHTS.get(b.gender, 5.0) for d, b in pressed.items()
+                       if isinstance(b, bt.Gender)}  # fmt: skip
+            return self._pick_or_skip(genders, GENDER_WEIGHTS.get("", 0.0), skip)
+        if any(isinstance(b, bt.Agree) for b in pressed.values()):
+            return self._agreement(pressed, skip)
+        if step == "reason_check":
+            return Choice(next(d for d, b in pressed.items() if isinstance(b, bt.ReasonStill)))
         if step == "reason":
             texts = AGREEMENT_REASONS.get(self.verdict, ())
             if texts and rng.random() < (0.35 if self.verdict != "de_acuerdo" else 0.2):
                 return Text(_casual(rng, rng.choice(texts)))
             return Choice(skip) if skip else None
-        if step in ("ask", "write", "more"):
-            return self._desirable(step, question, offered)
-        if any(d.startswith("sy:") for d in offered):
-            return self._system(offered, skip)
-        if any(d.startswith("f:") for d in offered):
-            return self._judge(offered, skip)
+        if step == "confirm":  # "¿Guardar … como un cambio nuevo?": yes, it was meant
+            save = (d for d, b in pressed.items() if isinstance(b, bt.SaveText) and b.save)
+            return Choice(next(save))
+        if step == "system":
+            return self._system(pressed, skip, question)
+        if step == "ask":
+            return self._desirable(question)
+        if step == "judge":
+            return self._judge(pressed)
         if step == "enabler":
-            chance = 0.3 if self.verdict in ("si", "en_parte") else 0.08
+            chance = 0.3 if self.verdict == "si" else 0.08
             if rng.random() < chance:
                 return Text(_casual(rng, rng.choice(ENABLERS)))
             return Choice(skip) if skip else None
         return Choice(skip) if skip else None
 
-    def _profile_place(self, offered: list[str], skip: str | None) -> Event | None:
-        profile = self.defn.consultation.profile
-        province = profile.province_of(self.comuna)
-        wanted = f"cm:{self.comuna}" if self.comuna else ""
-        if wanted in offered:
-            return Choice(wanted)
-        if province is not None and f"pv:{province.id}" in offered:
-            if self.rng.random() < TYPES_COMUNA_SHARE:  # types it instead of tapping twice
-                label = next(c.label for c in province.comunas if c.id == self.comuna)
-                return Text(self.rng.choice((label, label.lower(), strip_accents(label))))
-            return Choice(f"pv:{province.id}")
-        return Choice(skip) if skip else None
-
-    def _profile_choice(
-        self, prefix: str, weights: Mapping[str, float], offered: list[str], skip: str | None
+    def _pick_or_skip(
+        self, choices: dict[str, float], skip_weight: float, skip: str | None
     ) -> Event | None:
-        choices = {d: weights.get(d[len(prefix) :], 5.0) for d in offered if d.startswith(prefix)}
         if skip:
-            choices[skip] = weights.get("", 0.0)
+            choices[skip] = skip_weight
         return Choice(_pick(self.rng, choices))
 
-    def _agreement(self, offered: list[str], skip: str | None) -> Event:
-        choices = {d: AGREEMENT_WEIGHTS.get(d.rsplit(":", 1)[1], 3.0) for d in offered
-                   if d.startswith("ag:")}  # fmt: skip
+    def _profile_place(
+        self, pressed: Mapping[str, bt.ButtonData | None], skip: str | None
+    ) -> Event | None:
+        profile = self.defn.consultation.profile
+        province = profile.province_of(self.comuna)
+        wanted = bt.Comuna(self.comuna).encode() if self.comuna else ""
+        if wanted in pressed:
+            return Choice(wanted)
+        to_province = bt.Province(province.id).encode() if province is not None else ""
+        if province is not None and to_province in pressed:
+            if self.rng.random() < TYPES_COMUNA_SHARE:  # types it instead of tapping twice
+                label = next(c.label for c in province.comunas if c.id == self.comuna)
+                return Text(self.rng.choice((label, label.lower(), fold(label))))
+            return Choice(to_province)
+        return Choice(skip) if skip else None
+
+    def _agreement(self, pressed: Mapping[str, bt.ButtonData | None], skip: str | None) -> Event:
+        choices = {d: AGREEMENT_WEIGHTS.get(b.option, 3.0) for d, b in pressed.items()
+                   if isinstance(b, bt.Agree)}  # fmt: skip
         if skip:
             choices[skip] = AGREEMENT_WEIGHTS[""]
         data = _pick(self.rng, choices)
-        self.verdict = data.rsplit(":", 1)[1] if data.startswith("ag:") else ""
+        button = bt.decode(data)
+        self.verdict = button.option if isinstance(button, bt.Agree) else ""
         return Choice(data)
 
-    def _desirable(self, step: str, question: str, offered: list[str]) -> Event | None:
-        """Ask (options, write, next), write (text) and more (another, options, next)."""
+    def _desirable(self, question: str) -> Event | None:
+        """At a desirable question: options to toggle, changes to write, then the next."""
         if question not in self.intents:
-            self.intents[question] = self._plan(question, offered)
+            self.intents[question] = self._plan(question)
         intents = self.intents[question]
-        if step == "write":
-            if intents and intents[0][0] == "write":
-                text = intents.pop(0)[1]
-                self.written = self.text_themes.get(text)
-                return Text(text)
-            return Choice(f"n:{question}")
-        if step == "more":
-            if intents and intents[0][0] == "write" and f"mo:{question}:y" in offered:
-                return Choice(f"mo:{question}:y")
-            if intents and f"mo:{question}:o" in offered:
-                return Choice(f"mo:{question}:o")
-            return Choice(f"mo:{question}:n")
-        while intents and intents[0][0] == "toggle" and intents[0][1] not in offered:
+        while intents and intents[0][0] == "toggle" and intents[0][1] not in self.seen:
             intents.pop(0)  # the option is gone (another file version): never mind
         if intents and intents[0][0] == "toggle":
             return Choice(intents.pop(0)[1])
-        if intents and f"w:{question}" in offered:
-            return Choice(f"w:{question}")
-        return Choice(f"n:{question}")
+        if intents:  # a change of their own, typed right at the question
+            text = intents.pop(0)[1]
+            self.written = self.text_themes.get(text)
+            return Text(text)
+        return Choice(bt.Next(question).encode())
 
-    def _plan(self, question: str, offered: list[str]) -> list[tuple[str, str]]:
+    def _plan(self, question: str) -> list[tuple[str, str]]:
         """What this person will do at a desirable question: options to toggle (0–3, with
         the popular ones more likely) and changes to write (0–2)."""
         rng = self.rng
-        options = [d for d in offered if d.startswith(f"o:{question}:")]
+        options = [d for d, b in self.seen.items() if isinstance(b, bt.Toggle)]
         weights = OPTION_WEIGHTS.get(question, {})
         toggles: list[tuple[str, str]] = []
         k = min(len(options), rng.choices((0, 1, 2, 3), (15, 30, 35, 20))[0])
@@ -286,38 +297,44 @@ class _Person:
             writes.append(("write", text))
         return writes + toggles if rng.random() < 0.2 else toggles + writes
 
-    def _system(self, offered: list[str], skip: str | None) -> Event | None:
+    def _system(
+        self, pressed: Mapping[str, bt.ButtonData | None], skip: str | None, question: str
+    ) -> Event | None:
         """Tag the change just written with a system of the regional strategy, mostly."""
         rng = self.rng
-        systems = [d for d in offered if d.startswith("sy:")]
-        key = systems[0][3:].rsplit(":", 1)[0]
+        systems = {d: b for d, b in pressed.items() if isinstance(b, bt.System)}
+        key = next(iter(systems.values())).key
         theme = self.written
         if theme is not None:
             self.themes[key] = theme  # for judging it at the feasibility question
         if skip and rng.random() < 0.15:
+            if self.intents.get(question):  # types the next change without tagging this one
+                return self._desirable(question)
             return Choice(skip)
-        wanted = f"sy:{key}:{theme.system}" if theme else ""
-        return Choice(wanted if wanted in offered and rng.random() < 0.85 else rng.choice(systems))
+        wanted = bt.System(key, theme.system).encode() if theme else ""
+        return Choice(wanted if wanted in systems and rng.random() < 0.85 else
+                      rng.choice(list(systems)))  # fmt: skip
 
-    def _judge(self, offered: list[str], skip: str | None) -> Event | None:
+    def _judge(self, pressed: Mapping[str, bt.ButtonData | None]) -> Event | None:
+        """Mark the changes that look possible, one tap each, then «Listo»."""
         rng = self.rng
-        verdicts = [d for d in offered if d.startswith("f:")]
-        key = verdicts[0][2:].rsplit(":", 1)[0]
-        if skip and rng.random() < 0.05:
-            self.verdict = ""
-            return Choice(skip)
-        question, _, rest = key.partition(".")
-        option = rest[2:] if rest.startswith("o.") else None
-        prior = FEASIBILITY.get((question, option or ""), DEFAULT_FEASIBILITY)
-        theme = self.themes.get(key)
-        if option is None and theme is not None:
-            prior = theme.feasible
-        si, parte, no = prior
-        weights = {"si": si * self.optimism, "en_parte": parte, "no": no / self.optimism}
-        choices = {d: weights.get(d.rsplit(":", 1)[1], 5.0) for d in verdicts}
-        data = _pick(rng, choices)
-        self.verdict = data.rsplit(":", 1)[1]
-        return Choice(data)
+        for data, button in pressed.items():
+            if not isinstance(button, bt.Judge) or button.key in self.judged:
+                continue
+            self.judged.add(button.key)
+            question, _, rest = button.key.partition(".")
+            option = rest[2:] if rest.startswith("o.") else None
+            prior = FEASIBILITY.get((question, option or ""), DEFAULT_FEASIBILITY)
+            theme = self.themes.get(button.key)
+            if option is None and theme is not None:
+                prior = theme.feasible
+            si, parte, no = prior
+            possible = (si * self.optimism + parte / 2) / (si * self.optimism + parte + no)
+            if button.option == "si" and rng.random() < possible:
+                self.verdict = "si"
+                return Choice(data)
+        done = next(d for d, b in pressed.items() if isinstance(b, bt.Done))
+        return Choice(done)
 
 
 # --- the simulation ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from bot.cli.contacts import Contact, read_contacts
 from bot.cli.messages import say
 from bot.infra.config import Settings
 from flows import Definition
-from flows.schema import fold
+from flows.matching import fold
 from storage import invitations
 from storage.models import Invitation
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from flows import Definition
+from flows import Definition, buttons
 from flows.events import Choice, Command, Event, Reply
 from storage import closing
 
@@ -58,7 +58,7 @@ def still_allowed(event: Event) -> bool:
     privacy notice and erase their data (with its confirmation button), never answer."""
     if isinstance(event, Command):
         return event.name in STILL_OPEN_TO
-    return isinstance(event, Choice) and event.data.startswith("bz:")
+    return isinstance(event, Choice) and isinstance(buttons.decode(event.data), buttons.Erase)
 
 
 def closed_reply(definition: Definition, moment: datetime, zone: ZoneInfo) -> Reply:

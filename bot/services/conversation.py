@@ -19,9 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import storage
 from bot.services.closing_time import ClosingTime, closed_reply, still_allowed
-from flows import Definition, Step, step
+from flows import Definition, Step, buttons, step
 from flows.events import Choice, Event, InviteCheck, Invited, Start
-from flows.prompts import CONSENT_YES
 from storage import invitations
 from storage.errors import Conflict
 
@@ -41,8 +40,9 @@ def _token_of(event: Event) -> str | None:
     """The invitation token carried by ``/start <token>`` or an invitation's consent button."""
     if isinstance(event, Start) and event.payload:
         return event.payload
-    if isinstance(event, Choice) and event.data.startswith(CONSENT_YES + ":"):
-        return event.data[len(CONSENT_YES) + 1 :]
+    pressed = buttons.decode(event.data) if isinstance(event, Choice) else None
+    if isinstance(pressed, buttons.Consent) and pressed.accept and pressed.token:
+        return pressed.token
     return None
 
 

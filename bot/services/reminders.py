@@ -21,12 +21,13 @@ from bot.services import jobs
 from bot.services.conversation import Conversation
 from bot.services.errors import NotDelivered, Unreachable
 from bot.services.outbox import Outbox
+from flows import buttons
 from flows.events import Button, Reply
 from storage import closing, invitations
 
 log = logging.getLogger(__name__)
 
-STOP_DATA = "nr"
+STOP_DATA = buttons.StopReminders().encode()
 JOB_ID = "consulta-reminders"
 SEND_CONCURRENCY = 32
 """Reminders claimed and being sent at once. Without a bound, every due reminder would be

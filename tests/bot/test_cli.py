@@ -54,7 +54,8 @@ def test_chat_rehearsal_then_export(tmp_path: Path) -> None:
     script = "1\n5\n7\n3\n1\nPorque sí\n/revisar\n"
     result = consulta("chat", "--as", "ana", env=env, stdin=script)
     assert result.returncode == 0, result.stderr
-    assert "Pregunta A" in result.stdout and "Pregunta 1 · Territorios" in result.stdout
+    assert "Pregunta A (1 de 6)" in result.stdout
+    assert "Pregunta 1 (2 de 6) · Territorios" in result.stdout
 
     out = tmp_path / "export.csv"
     exported = consulta("export", "--format", "csv", "--out", str(out), env=env)

@@ -90,7 +90,7 @@ def looks_like_a_consultation(
     assert kinds[("posible", True, False, False)]  # a verdict
     assert kinds[("posible", True, True, False)]  # ...with what would make it possible
     verdicts = Counter(a.option for a in answers if a.kind == "posible")
-    assert set(verdicts) == {"si", "en_parte", "no"}
+    assert set(verdicts) == {"si", "no"}  # question 5 marks each change possible or not
 
     end = START + timedelta(days=DAYS)
     created = sorted(aware(p.created_at) for p in rows)

@@ -17,7 +17,7 @@ EXAMPLES = [
     bt.AgeBand("e18_29"),
     bt.Gender("mujer"),
     bt.Skip("ask", "q1"),
-    bt.Skip("gender"),
+    bt.Skip("gender", ""),
     bt.Agree("a", "de_acuerdo"),
     bt.ReasonStill("a", True),
     bt.Facts("q2"),
@@ -56,6 +56,7 @@ def test_the_wire_format_of_buttons_already_sent_is_kept() -> None:
     assert bt.decode("ag:a:en_parte") == bt.Agree("a", "en_parte")
     assert bt.decode("bz:n") == bt.Erase(False)
     assert bt.decode("nr") == bt.StopReminders()
+    assert bt.decode("s:province:") == bt.Skip("province", "")
 
 
 @pytest.mark.parametrize(

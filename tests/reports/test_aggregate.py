@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 import storage
 from bot.services.conversation import Conversation
+from flows import buttons as bt
 from flows import load
 from flows.events import Choice, Event, Text
 from reports import aggregate
@@ -27,25 +28,28 @@ def person(comuna: str, agree: str, options: list[str], text: str | None,
         Choice("c:y"), Choice(f"pv:{province}"), Choice(f"cm:{comuna}"), Choice("ab:e30_44"),
         Choice("gd:mujer"), Choice(f"ag:a:{agree}"), Choice("s:reason:a"),
     ]  # fmt: skip
-    events += [Choice(f"o:q1:{o}") for o in options]
+    events += [Choice(bt.Toggle("q1", o).encode()) for o in options]
     keys = [f"q1.o.{o}" for o in options]
     if text:
-        events += [Text(text), Choice("sy:q1.t1:ambiental"), Choice("mo:q1:n")]
+        events += [Text(text), Choice(bt.System("q1.t1", "ambiental").encode())]
         keys.append("q1.t1")
-    else:
-        events.append(Choice("n:q1"))
+    events.append(Choice(bt.Next("q1").encode()))
     if not finish:
         return events
-    events += [Choice("n:q2"), Choice("n:q3"), Choice("n:q4")]
+    events += [Choice(bt.Next(q).encode()) for q in ("q2", "q3", "q4")]
     for key, verdict in zip(keys, verdicts, strict=True):
-        events += [Choice(f"f:{key}:{verdict}"), Choice(f"s:enabler:{key}")]
+        if verdict == "si":  # one tap marks it possible; «Listo» judges the others not
+            events.append(Choice(bt.Judge(key, verdict).encode()))
+    events.append(Choice(bt.Done("q5").encode()))
+    if "si" in verdicts:
+        events.append(Choice(bt.Skip("enabler", "q5").encode()))
     return events
 
 
 PEOPLE = {
-    "1": person("ovalle", "de_acuerdo", ["peru", "san_juan"], "Agua", ["si", "no", "si"]),
-    "2": person("ovalle", "de_acuerdo", ["peru"], None, ["en_parte"]),
-    "3": person("la_serena", "en_parte", ["peru", "henan"], None, ["si", "no"]),
+    "1": person("ovalle", "de_acuerdo", ["peru", "san_juan"], "Agua al secano", ["si", "no", "si"]),
+    "2": person("ovalle", "de_acuerdo", ["peru"], None, ["no"]),
+    "3": person("la_serena", "en_parte", ["peru", "regiones_vecinas"], None, ["si", "no"]),
     "4": person("illapel", "no_se", ["san_juan"], "Más becas", [], finish=False),
 }  # fmt: skip
 
@@ -88,19 +92,19 @@ def test_option_counts_by_question(counts) -> None:  # type: ignore[no-untyped-d
     options = everything.options
     agreement, desirable = options[options["question"] == "a"], options[options["question"] == "q1"]
     assert as_dict(agreement, ["option"]) == {"de_acuerdo": 2, "en_parte": 1, "no_se": 1}
-    assert as_dict(desirable, ["option"]) == {"peru": 3, "san_juan": 2, "henan": 1}
+    assert as_dict(desirable, ["option"]) == {"peru": 3, "san_juan": 2, "regiones_vecinas": 1}
     fresh = recent.options[recent.options["question"] == "q1"]
-    assert as_dict(fresh, ["option"], "new") == {"peru": 1, "san_juan": 0, "henan": 1}
+    assert as_dict(fresh, ["option"], "new") == {"peru": 1, "san_juan": 0, "regiones_vecinas": 1}
     assert as_dict(everything.systems, ["question", "system"]) == {("q1", "ambiental"): 2}
 
 
 def test_judgements_are_counted_by_the_change_they_refer_to(counts) -> None:  # type: ignore[no-untyped-def]
     everything, _ = counts
     judged = as_dict(everything.feasibility, ["question", "option", "verdict"])
-    # peru: person 1 sí, person 2 en parte, person 3 sí; person 4 stopped before judging
+    # peru: person 1 sí, person 2 no, person 3 sí; person 4 stopped before judging
     assert judged == {
-        ("q1", "peru", "si"): 2, ("q1", "peru", "en_parte"): 1,
-        ("q1", "san_juan", "no"): 1, ("q1", "henan", "no"): 1,
+        ("q1", "peru", "si"): 2, ("q1", "peru", "no"): 1,
+        ("q1", "san_juan", "no"): 1, ("q1", "regiones_vecinas", "no"): 1,
     }  # fmt: skip
 
 
@@ -109,9 +113,9 @@ def test_free_texts_and_their_verdicts(engine: Engine, counts) -> None:  # type:
         texts = aggregate.free_texts(s, "q1", until=T0 + timedelta(hours=3))
         verdicts = aggregate.judgements(s, until=T0 + timedelta(hours=3), keys=list(texts["key"]))
         verdicts = texts[["participant", "key"]].merge(verdicts, on=["participant", "key"])
-    assert sorted(texts["text"]) == ["Agua", "Más becas"]
+    assert sorted(texts["text"]) == ["Agua al secano", "Más becas"]
     assert texts["participant"].nunique() == 2
-    agua = texts[texts["text"] == "Agua"].iloc[0]
+    agua = texts[texts["text"] == "Agua al secano"].iloc[0]
     assert verdicts.values.tolist() == [[agua["participant"], agua["key"], "si"]]
 
 

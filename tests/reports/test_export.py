@@ -50,7 +50,7 @@ def test_rows_are_pseudonymous_labelled_and_in_local_time(engine: Engine) -> Non
     rows = [[None if pd.isna(v) else v for v in row] for row in picked]
     assert rows == [
         ["a", "acuerdo", "En parte de acuerdo", "Depende", None, "La Serena"],
-        ["q1", "deseable", "Perú", None, None, "La Serena"],
+        ["q1", "deseable", "Una relación de cooperación con Perú", None, None, "La Serena"],
         ["q1", "deseable", None, "Red con Atacama", "Territorial", "La Serena"],
     ]
     assert set(frame["timestamp"]) == {pd.Timestamp("2026-01-15 09:00:00", tz=SANTIAGO)}
@@ -128,8 +128,8 @@ def test_the_format_follows_the_extension() -> None:
 def test_answers_to_a_removed_question_keep_their_labels(engine: Engine) -> None:
     old = conversation(engine)
     for event in [Choice("c:y"), Choice("s:province:"), Choice("s:age_band:"),
-                  Choice("s:gender:"), Choice("s:ask:a"), Choice("o:q1:henan"),
-                  Choice("n:q1"), Text("Hermanamientos")]:  # fmt: skip
+                  Choice("s:gender:"), Choice("s:ask:a"), Choice("o:q1:san_juan"),
+                  Choice("n:q1"), Text("Hermanamientos con Mendoza")]:  # fmt: skip
         old.handle("1", event)
     # The organisers drop question 1 and reword question 2 while the consultation runs.
     text = bundled_path().read_text(encoding="utf-8")
@@ -145,5 +145,6 @@ def test_answers_to_a_removed_question_keep_their_labels(engine: Engine) -> None
     labels = dict(zip(frame["question"], frame["question_text"], strict=True))
     assert labels["q1"].startswith("1. ¿Con qué territorios")  # from the stored old version
     assert labels["q2"].startswith("2. ¿Qué otras respuestas")  # the current wording
-    assert list(frame["choice"][frame["question"] == "q1"]) == ["Henan (China)"]
+    choices = list(frame["choice"][frame["question"] == "q1"])
+    assert choices == ["Más cooperación con San Juan (Argentina)"]
     assert set(frame["version"]) == {old.definition.version}
