@@ -18,6 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from reports import disclosure
 from storage.models import Answer, Participant
+from storage.rehearsals import answers_counted, participants_counted
 
 MIN_GROUP = disclosure.MIN_PEOPLE
 """A comuna with fewer participants is not broken down by gender or age."""
@@ -57,9 +58,16 @@ def _is_new(column: InstrumentedAttribute[Any], since: datetime | None) -> Colum
     return func.sum(case((column > since, 1), else_=0))
 
 
-def count(session: Session, *, since: datetime | None, until: datetime) -> Counts:
-    """Count everything a digest shows, up to ``until``; "new" means after ``since``."""
-    consented = and_(Participant.code.is_not(None), Participant.consented_at <= until)
+def count(
+    session: Session, *, since: datetime | None, until: datetime, rehearsals: bool = False
+) -> Counts:
+    """Count everything a digest shows, up to ``until``; "new" means after ``since``.
+    Rehearsal participants (``consulta chat``) count only with ``rehearsals``."""
+    consented = and_(
+        Participant.code.is_not(None),
+        Participant.consented_at <= until,
+        participants_counted(rehearsals),
+    )
     participation = _read(
         session,
         select(
@@ -73,7 +81,7 @@ def count(session: Session, *, since: datetime | None, until: datetime) -> Count
         .group_by(Participant.comuna, Participant.role),
     )
     participation["comuna"] = participation["comuna"].fillna("")  # not given: ""
-    in_time = Answer.created_at <= until
+    in_time = and_(Answer.created_at <= until, answers_counted(rehearsals))
     # One pass over the covering index (its column order, so the database groups without
     # sorting): the options chosen, the systems of free texts, and the judgements (an
     # answer that refers to another).
@@ -151,7 +159,12 @@ def participants(session: Session) -> int:
 
 
 def free_texts(
-    session: Session, question: str, *, until: datetime, limit: int | None = None
+    session: Session,
+    question: str,
+    *,
+    until: datetime,
+    limit: int | None = None,
+    rehearsals: bool = False,
 ) -> pd.DataFrame:
     """The free-text answers of one question, for theme grouping: columns ``participant``
     (an internal number, never published), ``key`` and ``text``, oldest first."""
@@ -159,7 +172,7 @@ def free_texts(
         select(Answer.participant_id.label("participant"), Answer.key, Answer.text)
         .where(Answer.question == question, Answer.option.is_(None))
         .where(Answer.text.is_not(None), Answer.text != "", Answer.refers_to.is_(None))
-        .where(Answer.created_at <= until)
+        .where(Answer.created_at <= until, answers_counted(rehearsals))
         .order_by(Answer.id)
     )
     if limit is not None:

@@ -143,12 +143,14 @@ def build(
     zone: ZoneInfo,
     charts: bool = True,
     themes: bool = True,
+    rehearsals: bool = False,
 ) -> Digest:
     """Count, group and draw the digest for the period (since, until]; ``since`` is the
-    end of the previous digest, None if there was none."""
-    counts = aggregate.count(session, since=since, until=until)
+    end of the previous digest, None if there was none. Rehearsal participants count only
+    with ``rehearsals``."""
+    counts = aggregate.count(session, since=since, until=until, rehearsals=rehearsals)
     words = Words(definition)
-    theme_list = themes_of(session, definition, until) if themes else {}
+    theme_list = themes_of(session, definition, until, rehearsals) if themes else {}
     changes = changes_of(definition, counts, words, theme_list)
     c = definition.consultation
     local = until.astimezone(zone)
@@ -294,14 +296,17 @@ def _profile(
     return tables, [words.comuna(c) for c in small]
 
 
-def themes_of(session: Session, definition: Definition, until: datetime) -> dict[str, list[Change]]:
+def themes_of(
+    session: Session, definition: Definition, until: datetime, rehearsals: bool = False
+) -> dict[str, list[Change]]:
     """The largest themes of each desirable question's free texts, counted in people."""
     from reports.themes import group_themes, restated
 
     possible = Words(definition).possible_ids()
     found: dict[str, list[Change]] = {}
     texts_of = {
-        q.id: aggregate.free_texts(session, q.id, until=until) for q in _desirable(definition)
+        q.id: aggregate.free_texts(session, q.id, until=until, rehearsals=rehearsals)
+        for q in _desirable(definition)
     }
     # the judgements of free texts only, for every question in one read
     keys = sorted({k for texts in texts_of.values() for k in texts["key"]})

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from flows import Definition, DefinitionError, parse
 from reports import spreadsheet
 from storage.models import Answer, ConsultationVersion, Participant
+from storage.rehearsals import participants_counted
 
 COLUMNS = [
     "participant", "role", "comuna", "question", "question_text", "kind", "system",
@@ -41,10 +42,12 @@ class FormatMismatch(ValueError):
     """The file's extension says another format than the one asked for."""
 
 
-def answers_frame(session: Session, current: Definition, zone: ZoneInfo) -> pd.DataFrame:
+def answers_frame(
+    session: Session, current: Definition, zone: ZoneInfo, *, rehearsals: bool = False
+) -> pd.DataFrame:
     """Every stored answer of consenting participants, labelled, times in ``zone`` (aware
     timestamps); ``refers_to`` holds the words of the change judged (its option's label or
-    its text), not its key."""
+    its text), not its key. Rehearsal participants' answers only with ``rehearsals``."""
     stmt = (
         select(
             Participant.code.label("participant"),
@@ -61,7 +64,7 @@ def answers_frame(session: Session, current: Definition, zone: ZoneInfo) -> pd.D
             Answer.updated_at.label("timestamp"),
         )
         .join(Answer.participant)
-        .where(Participant.code.is_not(None))
+        .where(Participant.code.is_not(None), participants_counted(rehearsals))
         .order_by(Participant.code, Answer.id)
     )
     frame = pd.read_sql(stmt, session.connection())

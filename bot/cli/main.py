@@ -16,8 +16,11 @@ import storage
 from bot.cli.common import load_definition, load_settings, open_conversation
 from bot.cli.invite import app as invite_app
 from bot.cli.messages import say
-from flows import Definition, DefinitionError, load
+from bot.infra.config import Settings
+from bot.services.conversation import Conversation
+from flows import Definition, DefinitionError, Step, load
 from flows.events import Button, Choice, Command, Event, Reply, Start, Text
+from storage import rehearsals
 
 app = typer.Typer(help=say("app_help"), no_args_is_help=True)
 db_app = typer.Typer(help=say("db_help"), no_args_is_help=True)
@@ -128,6 +131,7 @@ def export(
     format: Annotated[
         ExportFormat | None, typer.Option("--format", help=say("export_format"))
     ] = None,
+    include_rehearsals: Annotated[bool, typer.Option(help=say("include_rehearsals"))] = False,
 ) -> None:
     """Export every answer, one row each, participants known only by their random code."""
     from reports.export import FormatMismatch, answers_frame, format_of, write
@@ -144,7 +148,7 @@ def export(
     storage.upgrade(settings.database_url)
     sessions = storage.make_sessions(storage.make_engine(settings.database_url))
     with sessions() as session:
-        frame = answers_frame(session, definition, settings.zone)
+        frame = answers_frame(session, definition, settings.zone, rehearsals=include_rehearsals)
     write(frame, out, fmt, settings.zone)
     typer.echo(say("export_done", rows=len(frame), out=out, format=fmt))
 
@@ -152,6 +156,7 @@ def export(
 @app.command(help=say("report_help"))
 def report(
     out: Annotated[Path, typer.Option("--out", help=say("report_out"))],
+    include_rehearsals: Annotated[bool, typer.Option(help=say("include_rehearsals"))] = False,
 ) -> None:
     """Write the digest without Telegram: PNG charts, digest.md, the result table (XLSX, CSV).
     An empty or unmigrated database is said so, and nothing is written (exit 1)."""
@@ -183,7 +188,7 @@ def report(
             typer.echo(say("report_empty", where=where), err=True)
             raise typer.Exit(1)
         digest = build(session, definition, since=None, until=datetime.now(UTC),
-                       zone=settings.zone)  # fmt: skip
+                       zone=settings.zone, rehearsals=include_rehearsals)  # fmt: skip
     for path in digest.write(out):
         typer.echo(say("report_written", path=path))
 
@@ -262,7 +267,7 @@ def chat(
     Input may be piped in; each line is one message. Ctrl-D ends.
     """
     settings = load_settings()
-    conv = open_conversation(settings, channel="terminal")
+    conv = open_conversation(settings, channel=rehearsals.CHANNEL)
     buttons: list[Button] = []
     buttons = _show(conv.handle(participant, Start()), buttons)
     log_file = record.open("a", encoding="utf-8") if record else None
@@ -271,9 +276,27 @@ def chat(
         event = _event(line, buttons)
         if log_file:
             log_file.write(json.dumps({"input": line}, ensure_ascii=False) + "\n")
-        buttons = _show(conv.handle(participant, event), buttons)
+        answer = _beside_the_conversation(conv, settings, participant, event)
+        result = Step(None, (Reply(answer),)) if answer else conv.handle(participant, event)
+        buttons = _show(result, buttons)
     if log_file:
         log_file.close()
+
+
+def _beside_the_conversation(
+    conv: Conversation, settings: Settings, participant: str, event: Event
+) -> str | None:
+    """The commands that the Telegram adapter answers beside the conversation (the ones
+    /ayuda lists), answered here with the same services and texts."""
+    from bot.services import digests, reminders
+
+    if not isinstance(event, Command):
+        return None
+    if event.name == "resultados":
+        return asyncio.run(digests.results_text(conv, settings))
+    if event.name in ("no_avisar", "no_recordar"):
+        return reminders.stop(conv, participant)
+    return None
 
 
 def _event(line: str, buttons: list[Button]) -> Event:

@@ -174,6 +174,8 @@ def _finished(conv: Conversation) -> int:
     from sqlalchemy import func, select
 
     from storage.models import Participant
+    from storage.rehearsals import participants_counted
 
     with conv.sessions() as session:
-        return int(session.scalar(select(func.count(Participant.finished_at))) or 0)
+        counted = select(func.count(Participant.finished_at)).where(participants_counted())
+        return int(session.scalar(counted) or 0)

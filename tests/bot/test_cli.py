@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bot.services.digests import MIN_FINISHED_FOR_RESULTS
+from flows import load
 from flows.definition import bundled_path
 
 
@@ -50,16 +52,26 @@ def test_check_reports_every_problem_with_its_line(tmp_path: Path) -> None:
 
 def test_chat_rehearsal_then_export(tmp_path: Path) -> None:
     env = environment(tmp_path)
-    # consent, skip the profile (3 skips), agreement "De acuerdo", then a reason
-    script = "1\n5\n7\n3\n1\nPorque sí\n/revisar\n"
+    # consent, skip the province, skip the age, gender "Otro", agreement "De acuerdo", a reason,
+    # then the commands /ayuda lists beside the conversation
+    script = "1\n5\n7\n3\n1\nPorque sí\n/revisar\n/resultados\n/no_avisar\n"
     result = consulta("chat", "--as", "ana", env=env, stdin=script)
     assert result.returncode == 0, result.stderr
     assert "Pregunta A (1 de 6)" in result.stdout
     assert "Pregunta 1 (2 de 6) · Territorios" in result.stdout
+    assert "No conozco el comando" not in result.stdout
+    m = load().messages
+    assert m.results_not_yet.format(needed=MIN_FINISHED_FOR_RESULTS, finished=0) in result.stdout
+    assert m.reminders_stopped in result.stdout
 
+    # a rehearsal is left out of the consultation's figures unless asked for
     out = tmp_path / "export.csv"
     exported = consulta("export", "--format", "csv", "--out", str(out), env=env)
     assert exported.returncode == 0, exported.stderr
+    assert "Se escribieron 0 respuestas" in exported.stdout  # a rehearsal is left out...
+    exported = consulta("export", "--format", "csv", "--out", str(out), "--include-rehearsals",
+                        env=env)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr  # ...unless asked for
     assert "Se escribieron 1 respuestas" in exported.stdout
     frame = pd.read_csv(out, sep=";", encoding="utf-8-sig")
     assert list(frame["Opción elegida"]) == ["De acuerdo"]
@@ -68,7 +80,8 @@ def test_chat_rehearsal_then_export(tmp_path: Path) -> None:
     assert "Fecha y hora (America/Santiago)" in frame.columns
 
     xlsx = tmp_path / "export.xlsx"
-    assert consulta("export", "--out", str(xlsx), env=env).returncode == 0  # by extension
+    by_extension = ("export", "--out", str(xlsx), "--include-rehearsals")
+    assert consulta(*by_extension, env=env).returncode == 0
     assert len(pd.read_excel(xlsx, sheet_name="Respuestas")) == 1
 
     wrong = consulta("export", "--format", "csv", "--out", str(tmp_path / "x.xlsx"), env=env)

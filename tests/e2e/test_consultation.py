@@ -24,27 +24,28 @@ async def walk_to_question_1(bot: RunningBot, user_id: int = ANA) -> Person:
 
 async def test_a_full_consultation(running: RunningBot) -> None:
     p = await walk_to_question_1(running)
-    replies = await p.press("Perú")
-    assert any("✅ Perú" in b["text"] for row in running.api.sent_to(ANA)[-1].params
-               ["reply_markup"]["inline_keyboard"] for b in row)  # fmt: skip
+    replies = await p.press("Una relación de cooperación con Perú")
+    keyboard = running.api.sent_to(ANA)[-1].params["reply_markup"]["inline_keyboard"]
+    assert any("✅ Una relación de cooperación con Perú" in b["text"] for row in keyboard
+               for b in row)  # fmt: skip
     replies = await p.send("Un convenio con la Región de Atacama por el agua")
-    assert "sistemas de la Estrategia Regional" in replies[-1]
+    assert "seis sistemas" in replies[-1]  # explained with the first tag
     await p.press("Ambiental")
-    await p.press("No, siguiente pregunta")
-    await p.press("Corredor bioceánico con San Juan")
     await p.press("Siguiente pregunta ➡️")
+    await p.send("usar el corredor bioceanico con san juan")  # typed, as the button says
+    await p.send("listo")
     await p.send("Una oficina regional que asesore a los municipios")
     await p.press("Institucional")
-    await p.press("No, siguiente pregunta")
+    await p.press("Siguiente pregunta ➡️")
     await p.send("/omitir")  # question 4
-    for _ in range(4):  # question 5: one judgement per desirable change
-        await p.press("Sí")
-        await p.press("Omitir ⏭")
+    await p.send("1 2 3 4")  # question 5: every change possible
+    await p.press("Listo ✔️")
+    await p.press("Omitir ⏭")
     texts = running.api.texts_to(ANA)
-    summaries = [t for t in texts if "Pregunta Nº | Cambios deseables | Cambios posibles" in t]
+    summaries = [t for t in texts if t.startswith("Su resumen, como la tabla del taller")]
     assert len(summaries) == 1, texts[-6:]
     summary = summaries[0]
-    assert "Perú" in summary and "Corredor bioceánico con San Juan: sí" in summary
+    assert "Cambios posibles al 2020: Usar el corredor bioceánico con San Juan" in summary
     assert "Muchas gracias" in texts[-1]
 
     with running.conversation.sessions() as s:
@@ -65,7 +66,7 @@ async def test_leave_and_resume_after_a_restart(running: RunningBot) -> None:
     await running.restart()
     replies = await p.send("/start")
     assert replies[0].startswith("Bienvenido/a de vuelta")
-    assert "sistemas de la Estrategia Regional" in replies[-1]  # still at the system tag
+    assert replies[-1].startswith("Guardado ✅")  # still at the system tag
     await p.press("Territorial")
     with running.conversation.sessions() as s:
         answer = s.scalars(select(Answer).where(Answer.key == "q1.t1")).one()
@@ -120,7 +121,7 @@ async def test_group_chats_are_told_to_write_in_private(running: RunningBot) -> 
 
 async def test_erase_leaves_nothing_in_the_export(running: RunningBot) -> None:
     p = await walk_to_question_1(running)
-    await p.press("Perú")
+    await p.press("Una relación de cooperación con Perú")
     await p.send("/borrar")
     replies = await p.press("Sí, borrar todo")
     assert replies[0].startswith("Listo: borramos todos sus datos")
@@ -162,7 +163,7 @@ async def test_flood_control_and_server_errors_are_retried(running: RunningBot) 
     failed = [c.status for c in running.api.sent_to(ANA, include_failed=True) if not c.ok]
     assert sorted(failed) == [429, 502]
     welcome, consent = replies
-    assert welcome.startswith("Bienvenido/a a la consulta") and consent.startswith("Antes de")
+    assert welcome.startswith("Bienvenido/a a la consulta") and consent.startswith("Si acepta")
     sent = running.api.sent_to(ANA, include_failed=True)
     gap = sent[-1].at - sent[0].at
     assert gap >= 1.0  # retry_after was honoured

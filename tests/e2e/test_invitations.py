@@ -113,10 +113,11 @@ async def test_an_invited_contact_answers_for_their_comuna(running: RunningBot) 
     await p.send("Ovalle exporta al mundo")
     await p.send("Un puerto seco en Ovalle")  # question 1: a desirable change
     await p.press("Producción")
-    await p.press("No, siguiente pregunta")
+    await p.press("Siguiente pregunta ➡️")
     for _ in range(3):  # questions 2 to 4
         await p.send("/omitir")
-    await p.press("Sí")  # question 5: the one change is possible
+    await p.press("1. «Un puerto seco en Ovalle» (Pro…")  # question 5: the change is possible
+    await p.press("Listo ✔️")
     replies = await p.press("Omitir ⏭")
     assert "Muchas gracias" in replies[-1]
     texts = running.api.texts_to(2001)
@@ -227,7 +228,7 @@ async def test_a_citizen_opening_their_invitation_keeps_their_answers(
     running: RunningBot,
 ) -> None:
     p = await harness.walk_to_question_1(running, 1001)  # a citizen of Ovalle, question A done
-    await p.press("Perú")
+    await p.press("Una relación de cooperación con Perú")
     inv_id, token = invite(running, "Luis Pérez", "coquimbo")
     replies = await p.send(f"/start {token}")
     assert replies[0] == messages(running).invitation_upgraded.format(

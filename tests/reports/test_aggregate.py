@@ -15,6 +15,8 @@ from flows import buttons as bt
 from flows import load
 from flows.events import Choice, Event, Text
 from reports import aggregate
+from reports.export import answers_frame
+from storage import rehearsals
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 COMUNAS = [c.id for c in load().consultation.profile.comunas()]
@@ -221,3 +223,32 @@ def test_the_participants_table_leaves_out_changes_named_by_fewer_than_five(coun
     assert "Perú (5)" in full.loc["1", "Cambios deseables al 2020"]  # 3 people, rounded
     assert public.loc["1", "Cambios deseables al 2020"] == "—"
     assert public.loc["1", "Cambios posibles al 2020"] == "—"
+
+
+def test_rehearsals_count_only_when_asked(engine: Engine) -> None:
+    """Participants of ``consulta chat`` (channel "terminal") are stored like everyone else
+    but left out of the figures, answers included, unless ``rehearsals``."""
+    sessions = storage.make_sessions(engine)
+    real = Conversation(load(), sessions, clock=lambda: T0)
+    rehearsal = Conversation(load(), sessions, clock=lambda: T0, channel=rehearsals.CHANNEL)
+    for event in PEOPLE["1"]:
+        real.handle("1", event)
+        rehearsal.handle("1", event)
+    with sessions() as s:
+        until = T0 + timedelta(hours=1)
+        without = aggregate.count(s, since=None, until=until)
+        with_them = aggregate.count(s, since=None, until=until, rehearsals=True)
+        texts = aggregate.free_texts(s, "q1", until=until)["text"].tolist()
+        all_texts = aggregate.free_texts(s, "q1", until=until, rehearsals=True)["text"].tolist()
+        exported = answers_frame(s, load(), ZoneInfo("America/Santiago"))
+        everything = answers_frame(s, load(), ZoneInfo("America/Santiago"), rehearsals=True)
+    assert int(without.participation["finished"].sum()) == 1
+    assert int(with_them.participation["finished"].sum()) == 2
+
+    def q1(counts: aggregate.Counts) -> dict[str, int]:
+        return as_dict(counts.options[counts.options["question"] == "q1"], ["option"])
+
+    assert q1(without) == {"peru": 1, "san_juan": 1}
+    assert q1(with_them) == {"peru": 2, "san_juan": 2}
+    assert (texts, all_texts) == (["Agua al secano"], ["Agua al secano"] * 2)
+    assert len(everything) == 2 * len(exported) > 0
