@@ -42,6 +42,11 @@ from pathlib import Path
 from typing import Any
 
 BASELINE = "d63648b"
+READ_PER_MINUTE = 1000
+"""Characters a person reads in a minute (about 200 words of Spanish)."""
+TYPE_SECONDS = 20
+"""Thinking and typing one message of their own on a phone."""
+TAP_SECONDS = 3
 
 PROFILE = ("Limarí", "Río Hurtado", "45 a 59", "Mujer")
 REASON = "Porque la región necesita socios que entiendan sus problemas de agua y empleo."
@@ -99,6 +104,7 @@ class Figures:
     messages: int = 0
     longest: int = 0
     over_700: int = 0
+    typed: int = 0
     finished: bool = False
     transcript: list[str] = field(default_factory=list)
 
@@ -129,6 +135,7 @@ def careful(tagging: bool = False) -> Figures:
     for _ in range(200):
         result = flows.step(defn, state, event)
         fig.inputs += 1
+        fig.typed += isinstance(event, Text)
         fig.read(result.replies)
         state = result.state
         if any(type(r).__name__ == "Finished" for r in result.records):
@@ -293,8 +300,14 @@ def main() -> None:
         new = now[who][key]
         old = before[who][key] if before else None
         ratio = round(new / old, 2) if old else None
-        ratios[key] = ratio
+        ratios[name] = ratio
         print(f"{name:<24}{new:>12}{old if old is not None else '-':>12}{ratio or '-':>8}")
+    careful_now = now["careful"]
+    taps = careful_now["inputs"] - careful_now["typed"]
+    seconds = careful_now["typed"] * TYPE_SECONDS + taps * TAP_SECONDS
+    minutes = careful_now["characters"] / READ_PER_MINUTE + seconds / 60
+    now["careful"]["minutes"] = round(minutes, 1)
+    print(f"careful citizen's time, estimated: {minutes:.0f} minutes (the welcome's estimate)")
     print(f"hurried, refused words: {now['hurried']['refused_words']}")
     if before:
         print(f"baseline ({args.baseline_commit}), refused: {before['hurried']['refused_words']}")

@@ -26,7 +26,7 @@ DONE_WORDS = frozenset(
 CHATTER = frozenset(
     {"si", "ok", "okay", "bueno", "gracias", "muchas", "nada", "hola", "ya", "listo", "dale",
      "eso", "es", "todo", "ninguno", "ninguna", "nop", "no", "mmm", "chao", "vale", "perfecto",
-     "entendido"}
+     "entendido", "mas"}
 )  # fmt: skip
 STOP_WORDS = frozenset(
     {"a", "al", "con", "de", "del", "el", "en", "la", "las", "lo", "los", "o", "para", "por",

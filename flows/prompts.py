@@ -244,15 +244,10 @@ def _asked(defn: Definition, q: Question, hint: str, rows: Rows, *, full: bool) 
     """A question with its sub-questions; these go in a message of their own when together
     they would be too long to read on a phone, and only when the question is entered."""
     m = defn.messages
-    head = m.question_header.format(
-        number=q.number,
-        position=_position(defn, q),
-        total=len(defn.consultation.questions),
-        title=q.title,
-    )
-    subs = "".join(f"\n• {p}" for p in q.prompts)
+    head = _head(defn, q)
+    subs = "".join(f"\n• {p}" for p in q.prompts) + (f"\n\n{q.note}" if q.note else "")
     whole = f"{head}\n\n{q.text}{subs}\n\n{hint}"
-    if len(whole) <= MAX_MESSAGE or not q.prompts:
+    if len(whole) <= MAX_MESSAGE or not subs:
         return [Reply(whole, rows)]
     before = [Reply(f"{m.subquestions_header}{subs}")] if full else []
     return [*before, Reply(f"{head}\n\n{q.text}\n\n{hint}", rows)]

@@ -92,6 +92,8 @@ class Question(_Strict):
     title: ButtonLabel
     text: ShortText
     prompts: list[ShortText] = []
+    note: MessageText | None = None
+    """Under the sub-questions: a one-line definition of a term they use first."""
     intro: MessageText | None = None
     """Shown before the question when it is entered (the debate's theme, before A)."""
     context: list[MessageText] = []

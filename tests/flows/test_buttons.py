@@ -71,7 +71,7 @@ def test_the_wire_format_of_buttons_already_sent_is_kept() -> None:
         "ag:a",
         "ag:a:b:c",
         "x:1",
-        "s:ask:",
+        "s:ask",
         "bz",
         "y" * 65,
         "o:q1:" + "a" * 70,
