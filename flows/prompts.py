@@ -17,8 +17,6 @@ from flows.state import State
 
 Rows = tuple[tuple[Button, ...], ...]
 
-CONSENT_YES = bt.Consent(True).encode()
-CONSENT_NO = bt.Consent(False).encode()
 
 MAX_REVIEW_BUTTONS = 40
 MAX_MESSAGE = 700

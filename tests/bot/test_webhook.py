@@ -23,7 +23,7 @@ from bot.adapter.webhook import MAX_BODY, serve_webhook
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
 from flows import load
-from flows.prompts import CONSENT_YES
+from flows.buttons import Consent
 from storage.models import Participant, ProcessedUpdate
 from tests.bot.test_cli import consulta, environment
 from tests.helpers.botapi import BotApiStandIn
@@ -135,7 +135,7 @@ async def test_an_update_is_answered_200_once_stored_and_a_redelivery_changes_no
     # 200 comes after the commit and the replies: both are there already
     assert served.count(ProcessedUpdate) == 1
     assert api.texts_to(USER), "the welcome reached the Bot API"
-    consent = json.dumps(callback_update(8, USER, CONSENT_YES, message_id=2).to_dict())
+    consent = json.dumps(callback_update(8, USER, Consent(True).encode(), message_id=2).to_dict())
     assert (await served.post(consent)).status_code == 200
     assert served.count(ProcessedUpdate) == 2
     assert served.count(Participant) == 1

@@ -15,8 +15,8 @@ from telegram import Update
 
 import storage
 from flows import Definition, State, load, step
+from flows.buttons import Consent
 from flows.events import Answer, Choice, Command, Event, Start, Text
-from flows.prompts import CONSENT_YES
 from storage.models import ProcessedUpdate
 from tests.helpers.botapi import BotApiStandIn
 from tests.helpers.process import BotProcess
@@ -68,7 +68,7 @@ def write_script(defn: Definition, user_id: int, rng: random.Random) -> Script:
                 shown.extend(latest)
 
     apply(Start())
-    apply(Choice(CONSENT_YES))
+    apply(Choice(Consent(True).encode()))
     for n in range(rng.randint(*EVENTS) - 2):
         roll = rng.random()
         if roll < 0.7 and latest:

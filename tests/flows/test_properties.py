@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flows
+from flows import buttons as bt
 from flows import prompts
 from flows.definition import MAX_TEXT, Definition
 from flows.engine import Step
@@ -234,7 +235,7 @@ KIND_OF = {"agreement": "acuerdo", "desirable": "deseable", "feasibility": "posi
 def accepted(defn: Definition, state: State | None) -> set[str]:
     """The button data the engine should act on in ``state``."""
     if state is None or state.stage == "declined":
-        return {prompts.CONSENT_YES, prompts.CONSENT_NO}
+        return {bt.Consent(True).encode(), bt.Consent(False).encode()}
     return prompts.buttons_of(prompts.current(defn, state))
 
 
