@@ -278,6 +278,7 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--here", action="store_true", help="only this tree, JSON only")
     parser.add_argument("--transcript", action="store_true", help="print the careful chat")
+    parser.add_argument("--quick", action="store_true", help="the same: it takes a second")
     args = parser.parse_args()
     if args.transcript:
         for text in careful().transcript:
