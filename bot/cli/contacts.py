@@ -113,7 +113,7 @@ def read_contacts(path: Path, definition: Definition) -> tuple[list[Contact], li
     reader = csv.reader(lines, delimiter=_delimiter(lines[0]))
     header = next(reader)
     columns = {fold(c): i for i, c in enumerate(header)}
-    found = {key: next((columns[a] for a in names if a in columns), None)
+    found = {key: next((columns[fold(a)] for a in names if fold(a) in columns), None)
              for key, names in HEADERS.items()}  # fmt: skip
     missing = [k for k in ("name", "institution", "comuna") if found[k] is None]
     if missing:

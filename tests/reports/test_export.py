@@ -65,10 +65,9 @@ def answered(engine: Engine) -> Conversation:
     for event in [Start(), Choice("c:y"), Choice("pv:elqui"), Choice("cm:la_serena"),
                   Choice("s:age_band:"), Choice("s:gender:"), Choice("ag:a:en_parte"),
                   Text("+56 9 1234 5678"), Choice("o:q1:peru"), Text(HOSTILE),
-                  Choice("sy:q1.t1:territorial"), Choice("mo:q1:n"), Choice("n:q2"),
+                  Choice("sy:q1.t1:territorial"), Choice("n:q1"), Choice("n:q2"),
                   Choice("n:q3"), Choice("n:q4"), Choice("f:q1.o.peru:si"),
-                  Choice("s:enabler:q1.o.peru"), Choice("f:q1.t1:no"),
-                  Text("@todos\tya")]:  # fmt: skip
+                  Choice("ok:q5"), Text("@todos\tya")]:  # fmt: skip
         conv.handle("4242", event)
     return conv
 
@@ -98,7 +97,7 @@ def test_xlsx_for_excel_es(engine: Engine, tmp_path: Path) -> None:
     assert texts == {"'+56 9 1234 5678", "'" + HOSTILE, "'@todos\tya"}
     assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
     judged = {r["Cambio evaluado"] for r in rows} - {None}
-    assert judged == {"Perú", "'" + HOSTILE}  # the change's words, not its key
+    assert judged == {"Una relación de cooperación con Perú", "'" + HOSTILE}  # words, not keys
     assert sheet.column_dimensions["E"].width <= 62
     assert sheet["E2"].alignment.wrap_text
 
