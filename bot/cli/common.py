@@ -7,19 +7,18 @@ import typer
 from pydantic import ValidationError
 
 import storage
-from bot.cli.messages import say
-from bot.infra.config import Settings
+from bot.infra.config import Settings, explain
 from bot.services.conversation import Conversation
 from flows import Definition, DefinitionError, load
 
 
 def load_settings() -> Settings:
-    """The settings, or exit 2 with what is wrong."""
+    """The settings, or exit 2 with one line per bad setting (never its value)."""
     try:
         return Settings()
     except ValidationError as exc:
-        typer.echo(say("invalid_settings", error=exc), err=True)
-        raise typer.Exit(2) from exc
+        typer.echo("\n".join(explain(exc)), err=True)
+        raise typer.Exit(2) from None  # no chained traceback: it would show the values
 
 
 def load_definition(settings: Settings) -> Definition:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+import yaml
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+PROBLEMS = Path(__file__).with_name("settings_es.yaml")
+"""What each setting must be, in Spanish, with an example (read by ``explain``)."""
 
 
 def cron_trigger(expression: str, zone: ZoneInfo | None = None) -> CronTrigger:
@@ -32,7 +35,10 @@ def cron_trigger(expression: str, zone: ZoneInfo | None = None) -> CronTrigger:
 class Settings(BaseSettings):
     """Consulta's configuration. Field names are the environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # env_ignore_empty: ``NAME=`` (as in .env.example) means the default, not an empty value.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     telegram_bot_token: str = ""
     telegram_base_url: str = DEFAULT_BASE_URL
@@ -89,7 +95,10 @@ class Settings(BaseSettings):
     @field_validator("consulta_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for an unknown zone
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:  # not found / not a zone's name
+            raise ValueError("unknown time zone") from exc
         return value
 
     @field_validator("consulta_digest_cron")
@@ -105,3 +114,21 @@ class Settings(BaseSettings):
     def digest_trigger(self) -> CronTrigger:
         """When digests are sent: ``CONSULTA_DIGEST_CRON`` in the consultation's zone."""
         return cron_trigger(self.consulta_digest_cron, self.zone)
+
+
+def explain(error: ValidationError) -> list[str]:
+    """One line per bad setting, in Spanish: the variable, what it must be and an example.
+    The value given is never shown (it may be a token, a secret or a password)."""
+    catalogue = yaml.safe_load(PROBLEMS.read_text(encoding="utf-8"))
+    lines: list[str] = []
+    for problem in error.errors():
+        variable = str(problem["loc"][0]).upper() if problem["loc"] else "?"
+        known = catalogue["variables"].get(variable)
+        line = catalogue["line"].format(
+            variable=variable,
+            problem=known["problem"] if known else catalogue["unknown"],
+            example=known["example"] if known else "…",
+        )
+        if line not in lines:
+            lines.append(line)
+    return lines
