@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import CallbackQuery, Message, Update
-from telegram.constants import ChatType
+from telegram import Message, Update
 from telegram.error import Forbidden
 from telegram.ext import (
     Application,
@@ -19,7 +18,7 @@ from telegram.ext import (
 )
 
 from bot.adapter import context as running
-from bot.adapter.commands import command_handlers
+from bot.adapter.commands import acknowledge, command_handlers, once, private_button
 from bot.adapter.sending import deliver, with_retries
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
@@ -57,22 +56,16 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """
     query = update.callback_query
     assert query is not None
-    if query.message is not None and query.message.chat.type != ChatType.PRIVATE:
-        await query.answer()
+    if not private_button(query):  # a group's, another chat's: nothing changes
+        if running.conversation(context).claim(update.update_id):
+            await acknowledge(query, running.conversation(context).definition.messages.private_only)
         return
-    acknowledged = asyncio.create_task(_acknowledge(query))
+    acknowledged = asyncio.create_task(acknowledge(query))
     try:
         pressed = query.message if isinstance(query.message, Message) else None
         await _converse(update, context, Choice(query.data or ""), pressed=pressed)
     finally:
         await acknowledged
-
-
-async def _acknowledge(query: CallbackQuery) -> None:
-    try:
-        await query.answer()
-    except Exception as exc:  # the spinner stops by itself; the answer still counts
-        log.info("could not answer callback query: %s", exc)
 
 
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -87,8 +80,10 @@ async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await _converse(update, context, Unsupported(kind))
 
 
+@once
 async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A command in a group: the consultation is answered in private chats only."""
+    """A command in a group or a channel: it does nothing there; the bot says once (for this
+    update) that it works in private chats."""
     message = update.effective_message
     assert message is not None
     text = running.conversation(context).definition.messages.private_only
@@ -127,6 +122,7 @@ def participant_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE
         MessageHandler(filters.UpdateType.MESSAGE & PRIVATE & filters.TEXT, on_text),
         MessageHandler(filters.UpdateType.MESSAGE & PRIVATE, on_unsupported),
         MessageHandler(filters.UpdateType.MESSAGE & ~PRIVATE & filters.COMMAND, on_group),
+        MessageHandler(filters.UpdateType.CHANNEL_POST & filters.COMMAND, on_group),
     ]
 
 

@@ -204,6 +204,13 @@ class Conversation:
                           invitation.comuna)  # fmt: skip
         return InviteCheck("ok", invited)
 
+    def claim(self, update_id: int) -> bool:
+        """Record ``update_id`` as processed, for a handler that changes nothing else (a
+        report, a refusal); False if it was already (a redelivered batch: do not answer
+        again). Handlers that change something claim in the transaction of their change."""
+        with self.sessions.begin() as session:
+            return storage.claim_update(session, self.channel, update_id, self.clock())
+
     def mark_unreachable(self, external_id: str) -> bool:
         """Note that the participant cannot be reached; True the first time (log it then)."""
         with self.sessions.begin() as session:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
 
+import storage
 from bot.infra.config import Settings
 from bot.services import jobs
 from bot.services.conversation import Conversation
@@ -106,10 +107,15 @@ async def send_due(
     return count
 
 
-def stop(conv: Conversation, external_id: str) -> str:
+def stop(conv: Conversation, external_id: str, update_id: int | None = None) -> str | None:
     """/no_avisar (or /no_recordar, its older name) or the button on a reminder: no more
-    reminders for this account, nor the final summary when the consultation closes."""
+    reminders for this account, nor the final summary when the consultation closes. The
+    answer for the participant; None if ``update_id`` was already applied (a redelivery)."""
     with conv.sessions.begin() as session:
+        if update_id is not None and not storage.claim_update(
+            session, conv.channel, update_id, conv.clock()
+        ):
+            return None
         found = invitations.opt_out(session, external_id)
         found |= closing.opt_out(session, conv.channel, external_id, conv.clock())
     m = conv.definition.messages

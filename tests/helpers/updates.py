@@ -12,11 +12,14 @@ from typing import Any
 from telegram import (
     CallbackQuery,
     Chat,
+    Contact,
     Document,
     Location,
     Message,
     MessageEntity,
     PhotoSize,
+    Poll,
+    PollOption,
     Sticker,
     Update,
     User,
@@ -166,3 +169,25 @@ def document_update(
         "DOC-IN", "DOC-U", file_name=file_name, mime_type=mime_type, file_size=20480
     )
     return _message_update(update_id, user_id, document=document, caption=caption)
+
+
+def contact_update(update_id: int, user_id: int, *, phone: str = "+56912345678") -> Update:
+    return _message_update(update_id, user_id, contact=Contact(phone, "Ana", user_id=user_id))
+
+
+def poll_update(update_id: int, user_id: int, *, question: str = "¿Sí o no?") -> Update:
+    options = [PollOption(text, 0, persistent_id=str(n)) for n, text in enumerate(("Sí", "No"))]
+    poll = Poll(f"poll-{update_id}", question, options, 0, False, False, Poll.REGULAR, False,
+                allows_revoting=True, members_only=False)  # fmt: skip
+    return _message_update(update_id, user_id, poll=poll)
+
+
+def channel_post_update(update_id: int, text: str, *, channel_id: int = -(10**12) - 1) -> Update:
+    """A post in a channel where the bot is an administrator (no sender user)."""
+    entities = None
+    if text.startswith("/"):
+        length = len(text.split()[0].encode("utf-16-le")) // 2
+        entities = [MessageEntity(MessageEntity.BOT_COMMAND, 0, length)]
+    chat = Chat(channel_id, Chat.CHANNEL, title="Test channel")
+    post = Message(update_id, FIXED_DATE, chat, sender_chat=chat, text=text, entities=entities)
+    return Update(update_id, channel_post=post)
