@@ -147,6 +147,8 @@ class Messages(BaseModel):
     final_summary: str
     results_header: str
     commands: dict[str, str]
+    # --- hardening (issue 12): keys added together at the end of messages_es.yaml ---
+    invitation_erased: str
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> Messages:

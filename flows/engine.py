@@ -160,6 +160,11 @@ def _before_consent(
         out.records.append(ConsentDeclined())
         out.replies.append(Reply(m.declined))
         return out.done(State("declined", "declined", defn.version))
+    if isinstance(event, Command) and event.name == "borrar" and state is not None:
+        # Who declined is stored only so as not to be asked again: erased at once.
+        out.records.append(ParticipantErased())
+        out.replies.append(Reply(m.erased))
+        return out.done(None)
     if isinstance(event, Command):
         texts = {"ayuda": m.help, "privacidad": defn.consultation.privacy,
                  "glosario": prompts.glossary(defn)}  # fmt: skip
@@ -198,6 +203,7 @@ def _invite_problem(defn: Definition, invite: InviteCheck) -> str:
         "used": m.invitation_used,
         "expired": m.invitation_expired,
         "revoked": m.invitation_revoked,
+        "erased": m.invitation_erased,
         "throttled": m.invitation_throttled,
     }.get(invite.verdict, m.invitation_unknown)
 

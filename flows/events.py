@@ -70,7 +70,7 @@ class Invited:
     comuna: str
 
 
-InviteVerdict = Literal["ok", "unknown", "expired", "revoked", "used", "throttled"]
+InviteVerdict = Literal["ok", "unknown", "expired", "revoked", "erased", "used", "throttled"]
 
 
 @dataclass(frozen=True)

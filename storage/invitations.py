@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import insert_if_absent
@@ -22,7 +22,7 @@ from storage.models import Invitation, Participant, Reminder
 
 TOKEN_BYTES = 24
 DEFAULT_TTL = timedelta(days=30)
-Verdict = Literal["ok", "unknown", "expired", "revoked", "used"]
+Verdict = Literal["ok", "unknown", "expired", "revoked", "erased", "used"]
 
 
 def new_token() -> str:
@@ -82,6 +82,8 @@ def check(invitation: Invitation | None, external_id: str, now: datetime) -> Ver
     """Whether ``external_id`` may use ``invitation`` now. Opening one's own link again is fine."""
     if invitation is None:
         return "unknown"
+    if invitation.erased_at is not None:
+        return "erased"
     if invitation.revoked_at is not None:
         return "revoked"
     if invitation.claimed_by is not None:
@@ -122,7 +124,7 @@ def reissue(
     """A new token for the same contact (lost or expired link); the old one stops working.
     A contact who has not joined yet may then open it from another account."""
     invitation = session.get(Invitation, invitation_id)
-    if invitation is None:
+    if invitation is None or invitation.erased_at is not None:  # its contact is gone
         return None
     token = new_token()
     invitation.token_hash = hash_token(token)
@@ -133,12 +135,25 @@ def reissue(
     return invitation, token
 
 
-def forget_account(session: Session, external_id: str) -> None:
-    """After /borrar: the invitation stays (it is the organisers'), the account link goes."""
-    for invitation in session.scalars(
-        select(Invitation).where(Invitation.claimed_by == external_id)
-    ):
-        invitation.claimed_by = invitation.claimed_at = None
+def erase_account(session: Session, external_id: str, now: datetime) -> int:
+    """After /borrar: what identifies the contact of the invitations this account accepted
+    goes (name, institution, contact, the account, the reminders sent); the invitation
+    stays as a count of its comuna, and its link can no longer be used by anyone.
+    Returns how many invitations were erased."""
+    ids = list(session.scalars(select(Invitation.id).where(Invitation.claimed_by == external_id)))
+    if not ids:
+        return 0
+    session.execute(delete(Reminder).where(Reminder.invitation_id.in_(ids)))
+    erased = {"name": "", "institution": "", "contact": None, "claimed_by": None,
+              "claimed_at": None, "participant_id": None, "reminders_opt_out": False,
+              "erased_at": now}  # fmt: skip
+    session.execute(
+        update(Invitation)
+        .where(Invitation.id.in_(ids))
+        .values(**erased)
+        .execution_options(synchronize_session=False)
+    )
+    return len(ids)
 
 
 @dataclass(frozen=True)

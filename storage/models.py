@@ -154,6 +154,9 @@ class Invitation(Base):
         ForeignKey("participants.id", ondelete="SET NULL"), index=True
     )
     reminders_opt_out: Mapped[bool] = mapped_column(default=False)
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """When its contact erased their data (/borrar): name, institution and contact are blank
+    since, its reminders gone and its link unusable; it still counts as an invitation."""
 
     participant: Mapped[Participant | None] = relationship()
     reminders: Mapped[list[Reminder]] = relationship(
