@@ -71,8 +71,10 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout. Errors never
+    carry the statement's parameters (Telegram ids, answers' text) into logs."""
     url = normalise_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -122,7 +124,7 @@ def make_async_engine(engine: Engine, *, connections: int) -> AsyncEngine:
     ``AsyncConnection``) with a pool of its own of exactly ``connections``: callers beyond
     that wait for a connection rather than open and close overflow ones."""
     url = engine.url.render_as_string(hide_password=False)
-    return create_async_engine(url, pool_size=connections, max_overflow=0)
+    return create_async_engine(url, pool_size=connections, max_overflow=0, hide_parameters=True)
 
 
 def alembic_config(url: str) -> Config:

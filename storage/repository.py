@@ -222,7 +222,8 @@ def save(
         return None  # its answers go with it (ON DELETE CASCADE)
     changes = _changes(row, loaded.answer_ids, result, now=now, update_id=update_id, codes=codes)
     if row is None and not changes.creates:
-        raise ValueError(f"{result.records!r} for a participant who has not answered the consent")
+        kinds = sorted({type(r).__name__ for r in result.records})  # not their content: logged
+        raise ValueError(f"{kinds} for a participant who has not answered the consent")
     pid = _write_participant(session, channel, external_id, row, changes.columns, now)
     _write_answers(session, pid, changes)
     for invitation_id in changes.accepted:

@@ -217,7 +217,7 @@ class UpdateHandler(TelegramHandler):
         try:
             update = Update.de_json(data, self.hook.app.bot)
         except Exception:
-            log.warning("refused an update that PTB cannot read: %.200r", data)
+            log.warning("refused update %s that PTB cannot read", data["update_id"])
             self._refuse(HTTPStatus.BAD_REQUEST, "not an update")
         outcome = await self.hook.process(update)
         # 500: Telegram posts it again later (deduplicated by update_id when it does).

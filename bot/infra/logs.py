@@ -17,7 +17,25 @@ _per_update_level = logging.DEBUG
 """INFO with JSON logs (collectors want every update), DEBUG in text (a terminal does not)."""
 
 
-class JsonFormatter(logging.Formatter):
+def without_values(text: str) -> str:
+    """``text`` (a traceback) without the lines in which PostgreSQL quotes a row's values
+    (``DETAIL:  Key (channel, external_id)=(telegram, 1001) already exists.``): a Telegram
+    id or an answer's text. The statement's parameters are hidden by the engines
+    (``hide_parameters``, storage.make_engine)."""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("DETAIL:"))
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, tracebacks ``without_values``."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatException(self, ei: Any) -> str:
+        return without_values(super().formatException(ei))
+
+
+class JsonFormatter(TextFormatter):
     """``{"time", "level", "logger", "message", ...}``; the dict a record carries in its
     ``fields`` attribute (``log.info("update", extra={"fields": {...}})``) is merged in, so
     that one processed update is one flat object: update_id, kind, outcome, latency_ms."""
@@ -40,15 +58,15 @@ class JsonFormatter(logging.Formatter):
 def configure(log_format: str = "text", level: int = logging.INFO) -> None:
     """Log to standard error in ``log_format`` (text or json); httpx's line per request off."""
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     global _per_update_level
     _per_update_level = logging.INFO if log_format == "json" else logging.DEBUG
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # PTB's DEBUG lines hold whole updates and requests (ids, names, texts): never those.
+    logging.getLogger("telegram").setLevel(max(level, logging.INFO))
 
 
 def processed(update_id: int, kind: str, outcome: str, started: float) -> None:

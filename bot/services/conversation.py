@@ -77,7 +77,7 @@ class BadTokenThrottle:
         attempts = self._seen.setdefault(external_id, deque())
         attempts.append(now)
         if len(attempts) == self.limit:
-            log.warning("account %s tried %d bad invitation tokens", external_id, self.limit)
+            log.warning("an account tried %d bad invitation tokens", self.limit)
 
     def blocked(self, external_id: str, now: datetime) -> bool:
         attempts = self._seen.get(external_id)

@@ -183,7 +183,7 @@ class Leadership:
         }
         # A pool would reconnect behind our back; a new session does not hold the lock.
         engine = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT",
-                               connect_args=connect_args)  # fmt: skip
+                               connect_args=connect_args, hide_parameters=True)  # fmt: skip
         conn = engine.connect()
         for name in ("idle", "interval", "count"):
             value = KEEPALIVE[f"keepalives_{name}"]
