@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import insert_if_absent
 from storage.errors import InvitationTaken
-from storage.models import Invitation, Participant, Reminder
+from storage.models import BadToken, Invitation, Participant, Reminder
 
 TOKEN_BYTES = 24
 DEFAULT_TTL = timedelta(days=30)
@@ -135,11 +135,14 @@ def reissue(
     return invitation, token
 
 
-def erase_account(session: Session, external_id: str, now: datetime) -> int:
+def erase_account(session: Session, channel: str, external_id: str, now: datetime) -> int:
     """After /borrar: what identifies the contact of the invitations this account accepted
     goes (name, institution, contact, the account, the reminders sent); the invitation
-    stays as a count of its comuna, and its link can no longer be used by anyone.
-    Returns how many invitations were erased."""
+    stays as a count of its comuna, and its link can no longer be used by anyone. The
+    account's bad tokens go too. Returns how many invitations were erased."""
+    session.execute(
+        delete(BadToken).where(BadToken.channel == channel, BadToken.external_id == external_id)
+    )
     ids = list(session.scalars(select(Invitation.id).where(Invitation.claimed_by == external_id)))
     if not ids:
         return 0
@@ -260,6 +263,32 @@ def opt_out(session: Session, external_id: str) -> bool:
         invitation.reminders_opt_out = True
         found = True
     return found
+
+
+def note_bad_token(session: Session, channel: str, external_id: str, now: datetime) -> None:
+    """Record that ``external_id`` tried a token that opened nothing."""
+    session.add(BadToken(channel=channel, external_id=external_id, tried_at=now))
+    session.flush()
+
+
+def bad_tokens_since(session: Session, channel: str, external_id: str, since: datetime) -> int:
+    """How many bad tokens ``external_id`` tried after ``since``."""
+    return int(
+        session.scalar(
+            select(func.count(BadToken.id)).where(
+                BadToken.channel == channel,
+                BadToken.external_id == external_id,
+                BadToken.tried_at > since,
+            )
+        )
+        or 0
+    )
+
+
+def forget_bad_tokens(session: Session, before: datetime) -> int:
+    """Drop the bad tokens tried before ``before`` (out of every throttle window)."""
+    result = session.execute(delete(BadToken).where(BadToken.tried_at < before))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def aware(moment: datetime) -> datetime:

@@ -164,6 +164,21 @@ class Invitation(Base):
     )
 
 
+class BadToken(Base):
+    """An invitation token that did not open anything, tried by an account: what throttles
+    guessing (bot.services.conversation.BadTokenThrottle), in the database so that every
+    replica counts the same tries and a restart forgets none. Kept only for the throttle's
+    window, and erased with the account (/borrar)."""
+
+    __tablename__ = "bad_tokens"
+    __table_args__ = (Index("ix_bad_tokens_account", "channel", "external_id", "tried_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    tried_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Reminder(Base):
     """A reminder sent to an invited contact; (invitation, seq) is unique, so a reminder
     can never be sent twice, even by two processes."""

@@ -217,7 +217,7 @@ def save(
     if any(isinstance(r, ev.ParticipantErased) for r in result.records):
         if row is None:
             return None
-        invitations.erase_account(session, external_id, now)
+        invitations.erase_account(session, channel, external_id, now)
         _expect_one(session.connection().execute(_DELETE_PARTICIPANT, _version(row)))
         return None  # its answers go with it (ON DELETE CASCADE)
     changes = _changes(row, loaded.answer_ids, result, now=now, update_id=update_id, codes=codes)

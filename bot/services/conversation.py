@@ -6,7 +6,6 @@ handlers and the terminal rehearsal (``consulta chat``) both go through here.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,28 +63,27 @@ def _kept_changing() -> RuntimeError:
     return RuntimeError(f"participant state kept changing under us ({MAX_ATTEMPTS} attempts)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BadTokenThrottle:
     """At most ``limit`` bad invitation tokens per account per ``window``: guessing
-    tokens is hopeless (192 bits) but should also be slow and visible in the logs."""
+    tokens is hopeless (192 bits) but should also be slow and visible in the logs. The tries
+    are kept in the database (storage.invitations.note_bad_token), in the transaction of the
+    update that brought them: every replica counts the same ones, a restart forgets none,
+    and they are pruned once out of the window (bot.services.housekeeping)."""
 
     limit: int = 5
     window: timedelta = timedelta(minutes=15)
-    _seen: dict[str, deque[datetime]] = field(default_factory=dict)
 
-    def note(self, external_id: str, now: datetime) -> None:
-        attempts = self._seen.setdefault(external_id, deque())
-        attempts.append(now)
-        if len(attempts) == self.limit:
+    def note(self, session: Session, channel: str, external_id: str, now: datetime) -> None:
+        invitations.note_bad_token(session, channel, external_id, now)
+        if invitations.bad_tokens_since(session, channel, external_id, now - self.window) == (
+            self.limit
+        ):
             log.warning("an account tried %d bad invitation tokens", self.limit)
 
-    def blocked(self, external_id: str, now: datetime) -> bool:
-        attempts = self._seen.get(external_id)
-        if not attempts:
-            return False
-        while attempts and now - attempts[0] > self.window:
-            attempts.popleft()
-        return len(attempts) >= self.limit
+    def blocked(self, session: Session, channel: str, external_id: str, now: datetime) -> bool:
+        since = now - self.window
+        return invitations.bad_tokens_since(session, channel, external_id, since) >= self.limit
 
 
 @dataclass
@@ -192,13 +190,13 @@ class Conversation:
         token = _token_of(event)
         if token is None:
             return None
-        if self.throttle.blocked(external_id, now):
+        if self.throttle.blocked(session, self.channel, external_id, now):
             return InviteCheck("throttled")
         invitation = invitations.find(session, token)
         verdict = invitations.check(invitation, external_id, now)
         if verdict != "ok" or invitation is None:
             if verdict in ("unknown", "revoked", "expired"):
-                self.throttle.note(external_id, now)
+                self.throttle.note(session, self.channel, external_id, now)
             return InviteCheck(verdict)
         invited = Invited(invitation.id, token, invitation.name, invitation.institution,
                           invitation.comuna)  # fmt: skip

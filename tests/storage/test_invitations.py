@@ -293,7 +293,7 @@ def test_no_reminders_after_opting_out_finishing_erasing_or_revoking(
     finish(sessions, "b", NOW + DAY)
     with sessions.begin() as s:  # /borrar: the participant goes, the invitation stays
         s.delete(s.scalars(select(Participant).where(Participant.external_id == "d")).one())
-        invitations.erase_account(s, "d", NOW)
+        invitations.erase_account(s, "telegram", "d", NOW)
     with sessions() as s:
         assert due(s, later) == [("e", 1)]
         assert s.scalar(select(func.count()).select_from(Invitation)) == 5
