@@ -47,7 +47,7 @@ from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
 from bot.infra.config import Settings
-from bot.services import closing, digests, reminders
+from bot.services import closing, digests, housekeeping, reminders
 from bot.services.conversation import Conversation
 from bot.services.outbox import Outbox
 from storage import normalise_url
@@ -120,6 +120,7 @@ class Leadership:
             reminders.schedule(scheduler, outbox, conv, self.policy)
             digests.schedule(scheduler, outbox, conv, self.settings)
             closing.schedule(scheduler, outbox, conv, self.settings)
+            housekeeping.schedule(scheduler, conv)
             scheduler.resume()
         except Exception:
             if scheduler.running:
