@@ -15,5 +15,10 @@ class StaleParticipant(Conflict):
     """The participant's row changed between reading it and saving it (optimistic lock)."""
 
 
+class ParticipantStored(Conflict):
+    """A participant this transaction found absent was stored meanwhile by another (two
+    replicas applying one new person's first updates), or the random code it drew was."""
+
+
 class InvitationTaken(Conflict):
     """Another account accepted this invitation first (a race between two accounts)."""

@@ -26,13 +26,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from flows import Definition, State, Step
 from flows import events as ev
 from storage import invitations
 from storage.db import insert_if_absent
-from storage.errors import StaleParticipant
+from storage.errors import ParticipantStored, StaleParticipant
 from storage.models import (
     Answer,
     ConsultationVersion,
@@ -304,7 +305,10 @@ def _write_participant(
     if row is None:
         values = {"channel": channel, "external_id": external_id, "created_at": now, **columns}
         values.setdefault("updated_at", now)
-        return int(conn.execute(_INSERT_PARTICIPANT, values).scalar_one())
+        try:
+            return int(conn.execute(_INSERT_PARTICIPANT, values).scalar_one())
+        except IntegrityError as exc:  # a unique key: (channel, external_id) or the code
+            raise ParticipantStored("participant stored by another transaction") from exc
     bumped = {**columns, "state_version": row.state_version + 1, **_version(row)}
     _expect_one(conn.execute(_UPDATE_PARTICIPANT, bumped))
     return int(row.id)
