@@ -149,6 +149,7 @@ class Messages(BaseModel):
     commands: dict[str, str]
     # --- hardening (issue 12): keys added together at the end of messages_es.yaml ---
     invitation_erased: str
+    results_too_soon: str
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> Messages:

@@ -16,7 +16,7 @@ from telegram import CallbackQuery, Update
 from telegram.constants import ChatType
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot.adapter.context import conversation, outbox, settings
+from bot.adapter.context import conversation, outbox, results, settings
 from bot.services import digests, organisers, reminders
 from flows.events import Reply
 
@@ -130,7 +130,10 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 @once
 async def on_results(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/resultados, for anyone: the result table so far, small numbers hidden."""
-    text = await digests.results_text(conversation(context), settings(context))
+    user = update.effective_user
+    if user is None:
+        return
+    text = await results(context).text(conversation(context), settings(context), str(user.id))
     await _reply(update, context, text)
 
 

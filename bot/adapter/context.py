@@ -8,14 +8,16 @@ from telegram.ext import Application, ContextTypes
 from bot.adapter.sending import TelegramOutbox
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
+from bot.services.digests import PublicResults
 
-_CONVERSATION, _SETTINGS, _OUTBOX = "conversation", "settings", "outbox"
+_CONVERSATION, _SETTINGS, _OUTBOX, _RESULTS = "conversation", "settings", "outbox", "results"
 
 
 def attach(app: Application, conv: Conversation, settings: Settings) -> None:
     """Put the running objects where the handlers look for them."""
     app.bot_data.update({_CONVERSATION: conv, _SETTINGS: settings,
-                         _OUTBOX: TelegramOutbox(app.bot)})  # fmt: skip
+                         _OUTBOX: TelegramOutbox(app.bot),
+                         _RESULTS: PublicResults()})  # fmt: skip
 
 
 def _data(source: Application | ContextTypes.DEFAULT_TYPE) -> dict:
@@ -38,4 +40,10 @@ def settings(source: Application | ContextTypes.DEFAULT_TYPE) -> Settings:
 def outbox(source: Application | ContextTypes.DEFAULT_TYPE) -> TelegramOutbox:
     found = _data(source)[_OUTBOX]
     assert isinstance(found, TelegramOutbox)
+    return found
+
+
+def results(source: Application | ContextTypes.DEFAULT_TYPE) -> PublicResults:
+    found = _data(source)[_RESULTS]
+    assert isinstance(found, PublicResults)
     return found

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 JOB_ID = "consulta-digest"
 MIN_FINISHED_FOR_RESULTS = 20
+RESULTS_EVERY = timedelta(seconds=30)
+"""How often one account may ask for /resultados."""
 
 
 LOOKBACKS = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=2), timedelta(days=32),
@@ -141,18 +145,50 @@ async def export(conv: Conversation, settings: Settings) -> Document:
     return Document(data, filename=name)
 
 
-async def results_text(conv: Conversation, settings: Settings) -> str:
+@dataclass
+class PublicResults:
     """/resultados, for anyone: the result table so far, once enough people finished;
-    themes by their words only, no verbatim free text, small numbers hidden."""
-    m = conv.definition.messages
-    finished = _finished(conv)
-    with conv.sessions() as session:
-        closed = conv.closing.closed(session, conv.clock())
-    if finished < MIN_FINISHED_FOR_RESULTS and closed is None:
-        return m.results_not_yet.format(needed=MIN_FINISHED_FOR_RESULTS, finished=finished)
-    # the digest is built only when it is shown
-    digest = await on_request(conv, settings, charts=False)
-    return m.results_header + "\n\n" + public_results(conv, digest)
+    themes by their words only, no verbatim free text, small numbers hidden.
+
+    Grouping every free text into themes costs seconds of CPU, and anyone may ask: the text
+    is built once per state of the consultation (how many finished, whether it closed) and
+    served from here until that changes, one build at a time; and each account may ask
+    once per ``every``. Per process: replicas build it once each."""
+
+    min_finished: int = MIN_FINISHED_FOR_RESULTS
+    every: timedelta = RESULTS_EVERY
+    builds: int = 0
+    """How many times the results were built (tests watch it)."""
+    _cached: tuple[tuple[int, datetime | None], str] | None = None
+    _asked: dict[str, datetime] = field(default_factory=dict)
+    _building: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def text(self, conv: Conversation, settings: Settings, account: str) -> str:
+        m = conv.definition.messages
+        now = conv.clock()
+        last = self._asked.get(account)
+        if last is not None and now - last < self.every:
+            wait = math.ceil((self.every - (now - last)).total_seconds())
+            return m.results_too_soon.format(seconds=wait)
+        self._forget_before(now - self.every)
+        self._asked[account] = now
+        finished = _finished(conv)
+        with conv.sessions() as session:
+            closed = conv.closing.closed(session, now)
+        if finished < self.min_finished and closed is None:
+            return m.results_not_yet.format(needed=self.min_finished, finished=finished)
+        key = (finished, closed)
+        async with self._building:  # the others wait for the one build, then read it
+            if self._cached is None or self._cached[0] != key:
+                digest = await on_request(conv, settings, charts=False)
+                self.builds += 1
+                self._cached = key, m.results_header + "\n\n" + public_results(conv, digest)
+            return self._cached[1]
+
+    def _forget_before(self, moment: datetime) -> None:
+        """Accounts that asked before ``moment`` may ask again: no need to remember them."""
+        if len(self._asked) > 1000:
+            self._asked = {a: t for a, t in self._asked.items() if t >= moment}
 
 
 def public_results(conv: Conversation, digest: digests.Digest) -> str:
