@@ -179,6 +179,20 @@ class BadToken(Base):
     tried_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class ScheduledJob(Base):
+    """A scheduled job's next run time, by id (bot.services.jobs): a new leader, or the
+    process after a restart, runs a missed job once at start. Only data: the job itself
+    (what it runs, its schedule) is rebuilt by the code, so nobody who can write to the
+    database can make the scheduler run anything else (APScheduler's own database store
+    keeps pickles)."""
+
+    __tablename__ = "scheduled_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(191), primary_key=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Reminder(Base):
     """A reminder sent to an invited contact; (invitation, seq) is unique, so a reminder
     can never be sent twice, even by two processes."""

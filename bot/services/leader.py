@@ -15,11 +15,11 @@ before the server frees the lock of a session it can no longer reach. One window
 between two checks (5 s by default), a leader whose session was just cut (the server
 restarted, or an administrator ended it) may still start a job.
 
-The jobs live in the database (APScheduler's SQLAlchemyJobStore), so a new leader finds
-them with their next run times: a run missed during the handover happens once at its start
-(``coalesce``, no ``misfire_grace_time``). What must not happen twice is claimed in the
-database before it is done (a digest's period, each reminder), so even a leader in that
-window cannot repeat what its successor did.
+The jobs' next run times live in the database (bot.services.jobs: the jobs themselves are
+rebuilt by the code, never unpickled), so a new leader finds them: a run missed during the
+handover happens once at its start (``coalesce``, no ``misfire_grace_time``). What must not
+happen twice is claimed in the database before it is done (a digest's period, each
+reminder), so even a leader in that window cannot repeat what its successor did.
 
 SQLite deployments have one process: the scheduler simply runs in it, as before.
 
@@ -41,13 +41,12 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
 from bot.infra.config import Settings
-from bot.services import closing, digests, housekeeping, reminders
+from bot.services import closing, digests, housekeeping, jobs, reminders
 from bot.services.conversation import Conversation
 from bot.services.outbox import Outbox
 from storage import normalise_url
@@ -68,9 +67,9 @@ T = TypeVar("T")
 
 
 def build_scheduler(settings: Settings) -> AsyncIOScheduler:
-    """APScheduler in the consultation's time zone, its jobs kept in the database."""
-    store = SQLAlchemyJobStore(url=normalise_url(settings.database_url), tablename="scheduler_jobs")
-    return AsyncIOScheduler(jobstores={"default": store}, timezone=settings.zone)
+    """APScheduler in the consultation's time zone, its jobs' next run times kept in the
+    database (bot.services.jobs.Scheduler: no pickles)."""
+    return jobs.Scheduler(settings.database_url, timezone=settings.zone)
 
 
 def elects(settings: Settings) -> bool:
