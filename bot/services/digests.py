@@ -152,7 +152,7 @@ class PublicResults:
 
     Grouping every free text into themes costs seconds of CPU, and anyone may ask: the text
     is built once per state of the consultation (how many finished, whether it closed) and
-    served from here until that changes, one build at a time; and each account may ask
+    served from here until that changes, one build at a time; and each account may see it
     once per ``every``. Per process: replicas build it once each."""
 
     min_finished: int = MIN_FINISHED_FOR_RESULTS
@@ -166,17 +166,17 @@ class PublicResults:
     async def text(self, conv: Conversation, settings: Settings, account: str) -> str:
         m = conv.definition.messages
         now = conv.clock()
+        finished = _finished(conv)
+        with conv.sessions() as session:
+            closed = conv.closing.closed(session, now)
+        if finished < self.min_finished and closed is None:  # two counts: not limited
+            return m.results_not_yet.format(needed=self.min_finished, finished=finished)
         last = self._asked.get(account)
         if last is not None and now - last < self.every:
             wait = math.ceil((self.every - (now - last)).total_seconds())
             return m.results_too_soon.format(seconds=wait)
         self._forget_before(now - self.every)
         self._asked[account] = now
-        finished = _finished(conv)
-        with conv.sessions() as session:
-            closed = conv.closing.closed(session, now)
-        if finished < self.min_finished and closed is None:
-            return m.results_not_yet.format(needed=self.min_finished, finished=finished)
         key = (finished, closed)
         async with self._building:  # the others wait for the one build, then read it
             if self._cached is None or self._cached[0] != key:

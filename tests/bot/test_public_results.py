@@ -10,11 +10,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.infra.config import Settings
+from bot.services import closing_time
 from bot.services.conversation import Conversation
 from bot.services.digests import PublicResults
 from flows import load
 from flows.events import Choice, Text
 from flows.prompts import CONSENT_YES
+from storage import closing
 from storage.models import Participant
 from tests.helpers.harness import RunningBot
 
@@ -66,4 +68,11 @@ async def test_asking_twice_in_a_row_is_answered_without_work(running: RunningBo
     p = running.participant(2001)
     first = await p.send("/resultados")
     assert first == [m.results_not_yet.format(needed=20, finished=0)]
+    now = running.conversation.clock()
+    with running.conversation.sessions.begin() as s:
+        closing.record(s, running.conversation.definition.consultation.id, now, now)
+    conv = running.conversation  # forget the closing time it had checked
+    conv.closing = closing_time.ClosingTime(conv.definition, conv.zone)
+    (shown,) = await p.send("/resultados")
+    assert shown.startswith(m.results_header)
     assert await p.send("/resultados") == [m.results_too_soon.format(seconds=30)]
