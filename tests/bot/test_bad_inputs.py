@@ -42,9 +42,9 @@ def messages(bot: RunningBot) -> Messages:
     return bot.conversation.definition.messages
 
 
-async def settle(bot: RunningBot) -> None:
+async def settle(bot: RunningBot, timeout: float = 10) -> None:
     """Wait until every pushed update is confirmed (applied) and its replies are out."""
-    await bot.api.await_for(lambda: bot.api.pending_count() == 0, timeout=10)
+    await bot.api.await_for(lambda: bot.api.pending_count() == 0, timeout=timeout)
     await asyncio.sleep(0.1)
 
 
@@ -162,7 +162,7 @@ async def test_a_batch_fetched_again_answers_no_command_twice(running: RunningBo
     updates = [text_update(new(), user, text) for user, text in commands]
     for update in updates:
         running.api.push_update(update)
-    await settle(running)
+    await settle(running, timeout=120)  # two digests, charts and themes: seconds of CPU
     first = {uid: len(running.api.sent_to(uid)) for uid in (ORGANISER, USER, OTHER)}
     assert first[USER] == 2 and first[OTHER] == 1
     assert running.api.texts_to(OTHER) == [m.organiser_only]
@@ -171,5 +171,5 @@ async def test_a_batch_fetched_again_answers_no_command_twice(running: RunningBo
     for update in updates:
         running.api.push_update(update, redeliver=True)
     await running.start()
-    await settle(running)
+    await settle(running, timeout=120)  # two digests, charts and themes: seconds of CPU
     assert {uid: len(running.api.sent_to(uid)) for uid in (ORGANISER, USER, OTHER)} == first
