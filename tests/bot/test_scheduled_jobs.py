@@ -12,6 +12,7 @@ from bot.adapter.sending import TelegramOutbox
 from bot.services import digests, reminders
 from bot.services.leader import build_scheduler, leadership
 from storage.models import ScheduledJob
+from tests.helpers.databases import SQLITE_ONLY
 from tests.helpers.harness import RunningBot
 
 
@@ -30,6 +31,7 @@ async def test_the_database_holds_job_ids_and_times_only(running: RunningBot) ->
     assert {reminders.JOB_ID, digests.JOB_ID} <= set(stored)
 
 
+@SQLITE_ONLY  # what is loaded does not depend on the database; no election to wait for
 async def test_a_row_written_by_someone_else_runs_nothing_new(running: RunningBot) -> None:
     """An attacker with write access can at most move a known job's next run; an unknown id
     is never loaded: there is nothing in a row to execute."""
