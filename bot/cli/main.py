@@ -293,7 +293,7 @@ def _beside_the_conversation(
     if not isinstance(event, Command):
         return None
     if event.name == "resultados":
-        return asyncio.run(digests.results_text(conv, settings))
+        return asyncio.run(digests.PublicResults().text(conv, settings, participant))
     if event.name in ("no_avisar", "no_recordar"):
         return reminders.stop(conv, participant)
     return None

@@ -19,7 +19,7 @@ from apscheduler.job import Job
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from sqlalchemy import Engine
+from sqlalchemy import Engine, pool
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
@@ -79,7 +79,10 @@ class Scheduler(AsyncIOScheduler):
     """APScheduler on the event loop, its jobs in a ``RecordedJobStore`` on ``database_url``."""
 
     def __init__(self, database_url: str, **options: Any) -> None:
-        self.store = RecordedJobStore(storage.make_sessions(storage.make_engine(database_url)))
+        # No pool: a run time is written a few times an hour, and a pooled connection still
+        # checked out by a job's thread when the scheduler shuts down would be left open.
+        engine = storage.make_engine(database_url, poolclass=pool.NullPool)
+        self.store = RecordedJobStore(storage.make_sessions(engine))
         super().__init__(jobstores={"default": self.store}, **options)
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.services.conversation import Conversation
 from flows import load
+from flows.buttons import Consent
 from flows.events import Choice
-from flows.prompts import CONSENT_YES
 from storage import new_code
 from storage.models import Participant, ProcessedUpdate
 from tests.helpers.databases import POSTGRES_ONLY
@@ -28,7 +28,7 @@ def racing(other: Conversation) -> Callable[[], str]:
 
     def code() -> str:
         if not calls:
-            other.handle(ACCOUNT, Choice(CONSENT_YES), update_id=2)
+            other.handle(ACCOUNT, Choice(Consent(True).encode()), update_id=2)
         calls.append(1)
         return new_code()
 
@@ -48,7 +48,7 @@ def test_a_first_insert_that_lost_the_race_is_applied_again(
     defn = load()
     first = Conversation(defn, sessions)
     first.codes = racing(Conversation(defn, sessions))
-    step = first.handle(ACCOUNT, Choice(CONSENT_YES), update_id=1)
+    step = first.handle(ACCOUNT, Choice(Consent(True).encode()), update_id=1)
     assert step is not None  # applied again on the stored participant, not an error
     assert stored(sessions) == (1, [1, 2])
 
@@ -58,7 +58,7 @@ async def test_the_same_on_the_event_loop(sessions: sessionmaker[Session]) -> No
     defn = load()
     first = Conversation(defn, sessions)
     first.codes = racing(Conversation(defn, sessions))
-    step = await first.apply(ACCOUNT, Choice(CONSENT_YES), update_id=1)
+    step = await first.apply(ACCOUNT, Choice(Consent(True).encode()), update_id=1)
     await first.aclose()
     assert step is not None
     assert stored(sessions) == (1, [1, 2])
@@ -70,7 +70,7 @@ def test_a_conflict_that_does_not_go_away_fails_the_update(
     """A bug (the same code every time) is not retried forever: it fails the update."""
     defn = load()
     conv = Conversation(defn, sessions, codes=lambda: "SAMECODE")
-    assert conv.handle("1", Choice(CONSENT_YES), update_id=1) is not None
+    assert conv.handle("1", Choice(Consent(True).encode()), update_id=1) is not None
     with pytest.raises(RuntimeError, match="kept changing"):
-        conv.handle("2", Choice(CONSENT_YES), update_id=2)
+        conv.handle("2", Choice(Consent(True).encode()), update_id=2)
     assert stored(sessions) == (1, [1])

@@ -14,8 +14,8 @@ from bot.services import closing_time
 from bot.services.conversation import Conversation
 from bot.services.digests import PublicResults
 from flows import load
+from flows.buttons import Consent
 from flows.events import Choice, Text
-from flows.prompts import CONSENT_YES
 from storage import closing
 from storage.models import Participant
 from tests.helpers.harness import RunningBot
@@ -31,7 +31,7 @@ class Clock:
 
 def finish(conv: Conversation, account: str, update_id: int) -> None:
     """A participant who consented and answered, marked finished."""
-    conv.handle(account, Choice(CONSENT_YES), update_id=update_id)
+    conv.handle(account, Choice(Consent(True).encode()), update_id=update_id)
     conv.handle(account, Text("Más intercambio con Argentina"), update_id=update_id + 1)
     with conv.sessions.begin() as s:
         s.execute(update(Participant).where(Participant.external_id == account)
