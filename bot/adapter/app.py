@@ -1,36 +1,26 @@
-"""The running bot: the PTB ``Application`` wired to the conversation, and its lifecycle."""
+"""The running bot: the PTB ``Application`` wired to the conversation, and ``serve``, which
+runs it with long polling (``consulta run``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot.adapter import context as running
-from bot.adapter import handlers
-from bot.adapter.polling import SENDERS_AT_ONCE, on_error, poll
+from bot.adapter import handlers, runtime
+from bot.adapter.polling import poll
 from bot.adapter.transport import AiohttpRequest
 from bot.infra.config import Settings
 from bot.services import reminders
 from bot.services.conversation import Conversation
-from bot.services.leader import build_scheduler, leadership
+from bot.services.leader import build_scheduler
 
-__all__ = [
-    "build_application", "build_scheduler", "close_conversation", "serve", "set_commands",
-]  # fmt: skip
+__all__ = ["build_application", "build_scheduler", "serve"]
 
 log = logging.getLogger(__name__)
-
-MENU_COMMANDS = (
-    "start", "menu", "revisar", "omitir", "cancelar", "privacidad", "resultados", "borrar", "ayuda",
-)  # fmt: skip
-CONCURRENT_UPDATES = 64
 
 
 def build_application(settings: Settings, conv: Conversation) -> Application:
@@ -39,9 +29,8 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
         Application.builder()
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_base_url)
-        .updater(None)  # Consulta polls itself: see bot.adapter.polling
-        .concurrent_updates(CONCURRENT_UPDATES)
-        .request(AiohttpRequest(pool_size=2 * SENDERS_AT_ONCE))  # room for broadcasts beside
+        .updater(None)  # Consulta receives updates itself: see bot.adapter.runtime
+        .request(AiohttpRequest(pool_size=2 * runtime.CONCURRENCY))  # room for broadcasts beside
         .get_updates_request(AiohttpRequest(pool_size=1, read_timeout=5.0))
     )
     if settings.consulta_rate_limit > 0:
@@ -60,16 +49,8 @@ def build_application(settings: Settings, conv: Conversation) -> Application:
         builder = builder.rate_limiter(limiter)
     app = builder.build()
     handlers.register(app, conv, settings)
-    app.add_error_handler(on_error)
+    app.add_error_handler(runtime.on_error)
     return app
-
-
-async def set_commands(app: Application) -> None:
-    """Fill Telegram's command menu from the message catalogue."""
-    conv = running.conversation(app)
-    descriptions = conv.definition.messages.commands
-    commands = [BotCommand(name, descriptions.get(name, name)) for name in MENU_COMMANDS]
-    await app.bot.set_my_commands(commands)
 
 
 async def serve(
@@ -78,35 +59,19 @@ async def serve(
     scheduler_factory: Callable[[], AsyncIOScheduler] | None = None,
     policy: reminders.Policy | None = None,
 ) -> None:
-    """Run the bot until SIGINT/SIGTERM (or ``stop``) with Consulta's own long polling
-    (bot.adapter.polling: an update is confirmed to Telegram only once stored; PTB's Updater, which
-    confirms before handlers commit, is disabled). With a ``scheduler_factory`` (e.g.
-    ``lambda: build_scheduler(settings)``), reminders and digests run on a scheduler it
-    makes, whenever this process leads the replicas (bot.services.leader)."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(sig, stop.set)
-    async with app:
-        await app.bot.delete_webhook()
-        await set_commands(app)
-        await app.start()
+    """Run the bot with Consulta's own long polling (bot.adapter.polling: an update is
+    confirmed to Telegram only once applied; PTB's Updater, which confirms before handlers
+    commit, is disabled) until SIGINT/SIGTERM or ``stop``; see bot.adapter.runtime.run for
+    ``scheduler_factory`` (e.g. ``lambda: build_scheduler(settings)``) and ``policy``."""
+
+    async def receive(updates: runtime.Updates, stop: asyncio.Event) -> None:
         log.info("polling as @%s", app.bot.username)
-        try:
-            async with contextlib.AsyncExitStack() as scheduled:
-                if scheduler_factory is not None:
-                    await scheduled.enter_async_context(
-                        leadership(running.outbox(app), running.conversation(app),
-                                   running.settings(app), scheduler_factory, policy=policy)
-                    )  # fmt: skip
-                await poll(app, stop)
-        finally:
-            await app.stop()
-            await close_conversation(app)
+        await poll(app, updates, stop)
+
+    await runtime.run(app, receive, prepare=_without_webhook, stop=stop,
+                      scheduler_factory=scheduler_factory, policy=policy)  # fmt: skip
 
 
-async def close_conversation(app: Application) -> None:
-    """Close the database connections that the conversation opened on this event loop
-    (PTB calls no shutdown hook outside its own run_polling/run_webhook)."""
-    await running.conversation(app).aclose()
+async def _without_webhook(app: Application) -> None:
+    """Polling and a webhook exclude each other: Telegram refuses getUpdates while one is set."""
+    await app.bot.delete_webhook()

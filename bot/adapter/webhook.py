@@ -1,58 +1,53 @@
-"""``consulta webhook``: Telegram posts each update to us; we answer only once it is stored.
+"""``consulta webhook``: Telegram posts each update to us; we answer only once it is applied.
 
-The server is PTB's own (``WebhookServer``, tornado), with our handler subclassing PTB's
-``TelegramHandler``. PTB's handler answers 200 as soon as the update is *queued*, so a crash
-loses it (the same flaw as its polling ``Updater``, see bot.adapter.polling). Ours processes the
-update inside the request (``Application.process_update``) and answers
+The server is aiohttp's (``aiohttp.web``). PTB's own webhook server answers 200 as soon as an
+update is *queued*, so a crash loses it (the same flaw as its polling ``Updater``, see
+bot.adapter.polling). Ours processes the update inside the request
+(bot.adapter.runtime.Updates) and answers
 
 * 200 once its transaction committed (or it was recognised as a redelivery: updates are
-  deduplicated by ``update_id`` in the database, whichever replica gets them);
-* 500 if the error handler marked it failed (bot.adapter.polling.FAILED), so that Telegram
-  redelivers it; after ``MAX_FAILURES`` attempts in this process it is answered 200 anyway,
-  because Telegram delivers in order and one poisoned update would hold back everyone's;
+  deduplicated by ``update_id`` in the database, whichever replica gets them), or once it
+  is given up on after ``runtime.MAX_FAILURES`` failed attempts in this process (Telegram
+  delivers in order, and one poisoned update would hold back everyone's);
+* 500 if it failed, so that Telegram posts it again;
 * 403 without the right ``X-Telegram-Bot-Api-Secret-Token`` (compared in constant time,
-  before the body is read), 413 for a body over 1 MiB, 415 if it is not JSON, 400 for
-  malformed JSON or JSON that is not an update; nothing is processed for any of them.
+  before the body is read); 413 for a body over 1 MiB, by its ``Content-Length`` or, when
+  chunked, as soon as the bytes read pass the limit; 415 if it is not JSON; 400 for
+  malformed JSON (nested too deep included) or JSON that is not an update; 503 while
+  shutting down. Nothing is processed for any of them.
 
-The same tornado application serves ``/healthz`` (the process answers), ``/readyz`` (the
-database answers and its schema is at the newest migration; 503 otherwise, e.g. while
-another replica migrates) and ``/metrics`` (Prometheus text format, bot.infra.metrics).
+The same server answers ``/healthz`` (the process answers), ``/readyz`` (the database
+answers and its schema is at the newest migration; 503 otherwise, e.g. while another
+replica migrates) and ``/metrics`` (Prometheus text format, bot.infra.metrics).
 
 Several replicas may run behind one proxy on one PostgreSQL database: any of them may get
 any update. Within a process, one participant's updates are handled one at a time, in
 arrival order; across processes the version column of the participant's state row keeps two
-replicas from overwriting each other. The scheduler (digests, reminders) runs in one elected
-replica (bot.services.leader), exactly as under ``consulta run``.
+replicas from overwriting each other. On SIGTERM a replica refuses new updates (503: Telegram
+retries, and reaches another replica) and lets those in flight commit and answer first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
-import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, NoReturn
 
 import prometheus_client
-import tornado.web
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 from telegram import Update
-from telegram.ext import Application, ContextTypes
-from telegram.ext._utils.webhookhandler import TelegramHandler, WebhookAppClass, WebhookServer
+from telegram.ext import Application
 
 import storage
-from bot.adapter import context as running
-from bot.adapter.app import close_conversation, set_commands
-from bot.adapter.polling import ALLOWED_UPDATES, FAILED, MAX_FAILURES, kind_of
-from bot.infra import logs, metrics
+from bot.adapter import runtime
+from bot.infra import metrics
 from bot.infra.config import Settings
-from bot.services.leader import leadership
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +59,9 @@ READY_TIMEOUT = 5.0
 DRAIN_TIMEOUT = 20.0
 """Seconds a stopping process waits for updates in flight to commit before closing."""
 RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-PROCESSING_AT_ONCE = 2
-"""Updates processed at the same time in one process; the others wait their turn (answering
-Telegram later). The database work of an update blocks the event loop anyway, and more
-senders at once only make httpcore scan a longer queue for every request (see
-bot.adapter.polling.SENDERS_AT_ONCE): bench/webhook.py --quick, one replica, 32 concurrent posts:
-62 updates/s and 14.5 ms of CPU per update without this limit."""
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_ID = 1 << 53
+"""Telegram's identifiers fit in 52 bits (Bot API: "at most 52 significant bits")."""
 
 MISSING_SECRET = """\
 TELEGRAM_WEBHOOK_SECRET is not set. In webhook mode every request must carry it, so that
@@ -96,199 +88,158 @@ def check_settings(settings: Settings) -> None:
         )
 
 
-class Turns:
-    """One participant's updates one at a time, in the order they arrived: Telegram may
-    post several concurrently (``max_connections``), and polling also keeps each sender's
-    updates in order (bot.adapter.polling.process_batch)."""
+def is_update(data: object) -> bool:
+    """Whether ``data`` has the shape of a Telegram update in the fields the handlers rely on
+    (ids are integers, texts strings...): PTB reads almost anything without checking types,
+    and a forged body must be refused (400), not fail in a handler (500, posted again)."""
+    if not isinstance(data, dict) or not _is_id(data.get("update_id"), low=0):
+        return False
+    messages = [data.get(k) for k in ("message", "edited_message")]
+    query = data.get("callback_query")
+    return all(m is None or _is_message(m) for m in messages) and (
+        query is None or _is_callback_query(query)
+    )
 
-    def __init__(self) -> None:
-        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
 
-    @contextlib.asynccontextmanager
-    async def turn(self, key: object) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:  # asyncio.Lock is fair: waiters go in arrival order
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]  # no memory kept per participant between updates
-            else:
-                self._locks[key] = (lock, users - 1)
+def _is_id(value: object, low: int = -MAX_ID) -> bool:
+    return type(value) is int and low <= value < MAX_ID
+
+
+def _is_user(user: object) -> bool:
+    return (
+        isinstance(user, dict)
+        and _is_id(user.get("id"))
+        and type(user.get("is_bot")) is bool
+        and isinstance(user.get("first_name"), str)
+    )
+
+
+def _is_message(message: object) -> bool:
+    if not isinstance(message, dict):
+        return False
+    chat, sender = message.get("chat"), message.get("from")
+    return (
+        _is_id(message.get("message_id"))
+        and _is_id(message.get("date"), low=0)
+        and isinstance(chat, dict)
+        and _is_id(chat.get("id"))
+        and isinstance(chat.get("type"), str)
+        and (sender is None or _is_user(sender))
+        and all(isinstance(message.get(k, ""), str) for k in ("text", "caption"))
+    )
+
+
+def _is_callback_query(query: object) -> bool:
+    if not isinstance(query, dict):
+        return False
+    message = query.get("message")
+    return (
+        isinstance(query.get("id"), str)
+        and _is_user(query.get("from"))
+        and isinstance(query.get("data", ""), str)
+        and (message is None or _is_message(message))
+    )
 
 
 class Webhook:
-    """What the request handlers share: the application, the readiness check, counters."""
+    """The aiohttp request handlers, around the runtime's ``Updates``."""
 
-    def __init__(self, app: Application, settings: Settings, engine: Engine) -> None:
-        self.app, self.settings, self.engine = app, settings, engine
+    def __init__(self, updates: runtime.Updates, settings: Settings, engine: Engine) -> None:
+        self.updates, self.settings, self.engine = updates, settings, engine
         self.secret = settings.telegram_webhook_secret.encode()
-        self.turns = Turns()
-        self.gate = asyncio.Semaphore(PROCESSING_AT_ONCE)
-        self.attempts: dict[int, int] = {}
-        self.in_flight = 0
         self.draining = False
 
-    async def process(self, update: Update) -> str:
-        """Process ``update`` to the end; its outcome: ok, failed or gave_up."""
-        started = time.perf_counter()
-        self.in_flight += 1
-        metrics.IN_FLIGHT.inc()
-        failed: set[int] = self.app.bot_data.setdefault(FAILED, set())
-        user = update.effective_user
+    def web_application(self) -> web.Application:
+        """The routes: updates at CONSULTA_WEBHOOK_PATH (with or without a final slash),
+        health, readiness and metrics."""
+        path = self.settings.consulta_webhook_path.rstrip("/")
+        server = web.Application()
+        server.router.add_post(path or "/", self.on_update)
+        if path:
+            server.router.add_post(f"{path}/", self.on_update)
+        server.router.add_get("/healthz", self.on_health)
+        server.router.add_get("/readyz", self.on_ready)
+        server.router.add_get("/metrics", self.on_metrics)
+        return server
+
+    async def on_update(self, request: web.Request) -> web.Response:
+        """POST: one update from Telegram, checked before its body is read, answered once
+        processed."""
+        if self.draining:  # stopping: Telegram retries, another replica answers
+            return _refuse(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
+        token = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(token.encode(), self.secret):
+            return _refuse(HTTPStatus.FORBIDDEN, "missing or wrong secret token")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB")
+        if request.content_type.lower() != "application/json":
+            return _refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "expected application/json")
+        body = await _read(request)
+        if body is None:  # chunked: no Content-Length to refuse it by
+            return _refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB")
         try:
-            key = user.id if user else ("update", update.update_id)
-            # the turn first: a participant waiting for their previous update holds no slot
-            async with self.turns.turn(key), self.gate:
-                await self.app.process_update(update)
-        except Exception:  # PTB routes handler errors to on_error; this is anything else
-            log.exception("update %s could not be processed", update.update_id)
-            failed.add(update.update_id)
-        finally:
-            self.in_flight -= 1
-            metrics.IN_FLIGHT.dec()
-        outcome = "ok"
-        if update.update_id in failed:
-            failed.discard(update.update_id)
-            tries = self.attempts.get(update.update_id, 0) + 1
-            if tries >= MAX_FAILURES:
-                log.error("giving up on update %s after %d attempts", update.update_id, tries)
-                self.attempts.pop(update.update_id, None)
-                outcome = "gave_up"
-            else:
-                self.attempts[update.update_id] = tries
-                outcome = "failed"
-        else:
-            self.attempts.pop(update.update_id, None)
-        metrics.UPDATES.labels(outcome).inc()
-        logs.processed(update.update_id, kind_of(update), outcome, started)
-        return outcome
-
-    def ready(self) -> bool:
-        """The database answers and is at the newest migration (blocking: run in a thread)."""
-        return storage.at_head(self.engine)
-
-
-@tornado.web.stream_request_body
-class UpdateHandler(TelegramHandler):
-    """POST <CONSULTA_WEBHOOK_PATH>: one update from Telegram. PTB's handler, checked
-    before the body is read (streamed, so an oversized body is refused from its headers)
-    and processed before answering."""
-
-    hook: Webhook
-    body: bytearray
-
-    def initialize(self, hook: Webhook) -> None:  # type: ignore[override]
-        super().initialize(
-            hook.app.bot, hook.app.update_queue, hook.settings.telegram_webhook_secret
-        )
-        self.hook = hook
-        self.body = bytearray()
-
-    def prepare(self) -> None:
-        if self.hook.draining:  # stopping: Telegram retries, another replica answers
-            self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down")
-        token = self.request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(token.encode(), self.hook.secret):
-            self._refuse(HTTPStatus.FORBIDDEN, "missing or wrong secret token")
-        length = self.request.headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB")
-        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip()
-        if content_type.lower() != "application/json":
-            self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "expected application/json")
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished:  # refused already: tornado discards the rest
-            return
-        self.body += chunk
-        if len(self.body) > MAX_BODY:  # chunked: no Content-Length to refuse it by
-            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body over 1 MiB")
-
-    async def post(self) -> None:
+            data = json.loads(body)
+        except (ValueError, RecursionError):  # UnicodeDecodeError; nested too deep
+            return _refuse(HTTPStatus.BAD_REQUEST, "malformed JSON")
+        if not is_update(data):
+            return _refuse(HTTPStatus.BAD_REQUEST, "not an update")
         try:
-            data = json.loads(bytes(self.body))
-        except ValueError:  # UnicodeDecodeError included
-            self._refuse(HTTPStatus.BAD_REQUEST, "malformed JSON")
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            self._refuse(HTTPStatus.BAD_REQUEST, "not an update")
-        try:
-            update = Update.de_json(data, self.hook.app.bot)
-        except Exception:
-            log.warning("refused update %s that PTB cannot read", data["update_id"])
-            self._refuse(HTTPStatus.BAD_REQUEST, "not an update")
-        outcome = await self.hook.process(update)
+            update = Update.de_json(data, self.updates.app.bot)
+        except Exception as exc:  # RecursionError included; the body is not logged: people
+            log.warning("refused an update that PTB cannot read (%s)", type(exc).__name__)
+            return _refuse(HTTPStatus.BAD_REQUEST, "not an update")
+        outcome = await self.updates.process(update)
         # 500: Telegram posts it again later (deduplicated by update_id when it does).
-        self.set_status(HTTPStatus.INTERNAL_SERVER_ERROR if outcome == "failed" else HTTPStatus.OK)
-        self.finish()
+        failed = outcome == "failed"
+        return web.Response(status=HTTPStatus.INTERNAL_SERVER_ERROR if failed else HTTPStatus.OK)
 
-    def _refuse(self, status: HTTPStatus, reason: str) -> NoReturn:
-        metrics.REJECTED.labels(str(status.value)).inc()
-        raise tornado.web.HTTPError(status, reason=reason)
+    async def on_health(self, request: web.Request) -> web.Response:
+        """GET /healthz: the process and its event loop answer."""
+        return web.json_response({"ok": True})
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.finish({"ok": False, "error": self._reason})
-
-
-class HealthHandler(tornado.web.RequestHandler):
-    """GET /healthz: the process and its event loop answer."""
-
-    def get(self) -> None:
-        self.finish({"ok": True})
-
-
-class ReadyHandler(tornado.web.RequestHandler):
-    """GET /readyz: the database answers and its schema is at head; 503 otherwise, so a
-    load balancer sends no updates to a replica that cannot store them."""
-
-    hook: Webhook
-
-    def initialize(self, hook: Webhook) -> None:
-        self.hook = hook
-
-    async def get(self) -> None:
+    async def on_ready(self, request: web.Request) -> web.Response:
+        """GET /readyz: the database answers and its schema is at head; 503 otherwise, so a
+        load balancer sends no updates to a replica that cannot store them."""
         try:
-            ready = await asyncio.wait_for(asyncio.to_thread(self.hook.ready), READY_TIMEOUT)
+            at_head = storage.at_head
+            ready = await asyncio.wait_for(asyncio.to_thread(at_head, self.engine), READY_TIMEOUT)
             problem = "" if ready else "database schema is not at the newest migration"
         except Exception as exc:
             ready, problem = False, f"database unreachable: {type(exc).__name__}"
-        if self.hook.draining:
+        if self.draining:
             ready, problem = False, "shutting down"
-        self.set_status(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE)
-        self.finish({"ok": ready, **({"error": problem} if problem else {})})
+        status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+        return web.json_response({"ok": ready, **({"error": problem} if problem else {})},
+                                 status=status)  # fmt: skip
+
+    async def on_metrics(self, request: web.Request) -> web.Response:
+        """GET /metrics: Prometheus text format."""
+        headers = {"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        return web.Response(body=prometheus_client.generate_latest(), headers=headers)
+
+    async def drain(self) -> None:
+        """Refuse new updates (503) and let the ones in flight commit and answer, so that a
+        restart costs no redelivery."""
+        self.draining = True
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while self.updates.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
 
-class MetricsHandler(tornado.web.RequestHandler):
-    """GET /metrics: Prometheus text format."""
-
-    def get(self) -> None:
-        self.set_header("Content-Type", prometheus_client.CONTENT_TYPE_LATEST)
-        self.finish(prometheus_client.generate_latest())
-
-
-class WebhookApp(WebhookAppClass):
-    """PTB's webhook application class with our handlers (PTB's ``__init__`` would mount
-    its own, queue-only handler)."""
-
-    def __init__(self, hook: Webhook) -> None:
-        path = hook.settings.consulta_webhook_path.rstrip("/") or "/"
-        self.shared_objects = {"hook": hook}
-        tornado.web.Application.__init__(
-            self,
-            [
-                (rf"{path}/?", UpdateHandler, {"hook": hook}),
-                (r"/healthz", HealthHandler),
-                (r"/readyz", ReadyHandler, {"hook": hook}),
-                (r"/metrics", MetricsHandler),
-            ],
-        )
+async def _read(request: web.Request) -> bytes | None:
+    """The body, or None as soon as it passes ``MAX_BODY`` (aiohttp then reads and drops the
+    rest while the answer goes out, so the client sees the 413)."""
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
 
 
-async def count_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A second error handler (PTB calls every one): count errors for /metrics."""
-    metrics.ERRORS.inc()
+def _refuse(status: HTTPStatus, reason: str) -> web.Response:
+    metrics.REJECTED.labels(str(status.value)).inc()
+    return web.json_response({"ok": False, "error": reason}, status=status)
 
 
 async def serve_webhook(
@@ -298,60 +249,40 @@ async def serve_webhook(
     scheduler_factory: Callable[[], AsyncIOScheduler] | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """Serve updates posted by Telegram until SIGINT/SIGTERM (or ``stop``); with a
-    ``scheduler_factory``, run the scheduler whenever this replica leads (bot.services.leader), as
-    bot.adapter.app.serve does. ``ready`` is set once the server listens."""
+    """Serve updates posted by Telegram until SIGINT/SIGTERM (or ``stop``), on the runtime
+    of bot.adapter.runtime.run (``scheduler_factory`` as there). ``ready`` is set once the
+    server listens."""
     check_settings(settings)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(sig, stop.set)
-    app.add_error_handler(count_error)
     engine = storage.make_engine(settings.database_url)  # for /readyz: one connection at most
-    hook = Webhook(app, settings, engine)
-    server = WebhookServer(settings.consulta_webhook_listen, settings.consulta_webhook_port,
-                           WebhookApp(hook), None)  # fmt: skip
+
+    async def register(app: Application) -> None:
+        if settings.consulta_webhook_url:
+            await app.bot.set_webhook(
+                settings.consulta_webhook_url,
+                secret_token=settings.telegram_webhook_secret,
+                allowed_updates=runtime.ALLOWED_UPDATES,
+            )
+            log.info("webhook registered: %s", settings.consulta_webhook_url)
+
+    async def receive(updates: runtime.Updates, stop: asyncio.Event) -> None:
+        hook = Webhook(updates, settings, engine)
+        server = web.AppRunner(hook.web_application(), handle_signals=False, access_log=None,
+                               shutdown_timeout=1.0)  # fmt: skip
+        await server.setup()
+        try:
+            host, port = settings.consulta_webhook_listen, settings.consulta_webhook_port
+            await web.TCPSite(server, host, port).start()
+            log.info("webhook as @%s on http://%s:%s%s", app.bot.username, host, port,
+                     settings.consulta_webhook_path)  # fmt: skip
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            await hook.drain()
+        finally:
+            await server.cleanup()
+
     try:
-        async with app:
-            await set_commands(app)
-            if settings.consulta_webhook_url:
-                await app.bot.set_webhook(
-                    settings.consulta_webhook_url,
-                    secret_token=settings.telegram_webhook_secret,
-                    allowed_updates=ALLOWED_UPDATES,
-                )
-                log.info("webhook registered: %s", settings.consulta_webhook_url)
-            await app.start()
-            try:
-                async with contextlib.AsyncExitStack() as scheduled:
-                    if scheduler_factory is not None:  # as bot.adapter.app.serve
-                        await scheduled.enter_async_context(
-                            leadership(running.outbox(app), running.conversation(app),
-                                       settings, scheduler_factory)
-                        )  # fmt: skip
-                    await server.serve_forever()
-                    log.info("webhook as @%s on http://%s:%s%s", app.bot.username,
-                             settings.consulta_webhook_listen, settings.consulta_webhook_port,
-                             settings.consulta_webhook_path)  # fmt: skip
-                    if ready is not None:
-                        ready.set()
-                    await stop.wait()
-                    await drain(hook)
-                    await server.shutdown()
-            finally:
-                if server.is_running:
-                    await server.shutdown()
-                await app.stop()
-                await close_conversation(app)
+        await runtime.run(app, receive, prepare=register, stop=stop,
+                          scheduler_factory=scheduler_factory)  # fmt: skip
     finally:
         engine.dispose()
-
-
-async def drain(hook: Webhook) -> None:
-    """Refuse new updates (503: Telegram retries, and reaches another replica) and let the
-    ones in flight commit and answer, so that a restart costs no redelivery."""
-    hook.draining = True
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while hook.in_flight and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)

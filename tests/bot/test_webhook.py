@@ -1,4 +1,4 @@
-"""``consulta webhook`` in-process: the real PTB application behind PTB's tornado webhook
+"""``consulta webhook`` in-process: the real PTB application behind its aiohttp webhook server
 server on a free port of 127.0.0.1, replies going to the Bot API stand-in, a real database
 (SQLite, and PostgreSQL when TEST_DATABASE_URL is set). Requests are real HTTP."""
 
