@@ -36,6 +36,7 @@ import logging
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 import prometheus_client
 from aiohttp import web
@@ -125,7 +126,26 @@ def _is_message(message: object) -> bool:
         and _is_id(chat.get("id"))
         and isinstance(chat.get("type"), str)
         and (sender is None or _is_user(sender))
-        and all(isinstance(message.get(k, ""), str) for k in ("text", "caption"))
+        and _is_text(message, "text", "entities")
+        and _is_text(message, "caption", "caption_entities")
+    )
+
+
+def _is_text(message: dict[str, Any], text: str, entities: str) -> bool:
+    """A text is a string; its entities (how commands are found) come only with a text."""
+    found = message.get(entities, [])
+    if found and text not in message:
+        return False
+    return isinstance(message.get(text, ""), str) and _are_entities(found)
+
+
+def _are_entities(entities: object) -> bool:
+    return isinstance(entities, list) and all(
+        isinstance(e, dict)
+        and isinstance(e.get("type"), str)
+        and _is_id(e.get("offset"), low=0)
+        and _is_id(e.get("length"), low=0)
+        for e in entities
     )
 
 

@@ -1,20 +1,25 @@
-"""``consulta webhook`` in-process: the real PTB application behind its aiohttp webhook server
-server on a free port of 127.0.0.1, replies going to the Bot API stand-in, a real database
+"""``consulta webhook`` in-process: the real PTB application behind its aiohttp web server
+on a free port of 127.0.0.1, replies going to the Bot API stand-in, a real database
 (SQLite, and PostgreSQL when TEST_DATABASE_URL is set). Requests are real HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
+import os
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 import storage
@@ -27,7 +32,7 @@ from flows.buttons import Consent
 from storage.models import Participant, ProcessedUpdate
 from tests.bot.test_cli import consulta, environment
 from tests.helpers.botapi import BotApiStandIn
-from tests.helpers.updates import callback_update, text_update
+from tests.helpers.updates import callback_update, photo_update, text_update
 
 SECRET = "s3cret-Token_for-tests"
 USER = 4242
@@ -155,6 +160,147 @@ async def test_a_failed_update_is_answered_500_so_that_telegram_redelivers_it(
     assert (await served.post(start_update(9))).status_code == 500
     assert (await served.post(start_update(9))).status_code == 200  # recognised, not repeated
     assert served.count(ProcessedUpdate) == 1
+
+
+async def test_a_chunked_body_over_1_mib_is_answered_413(served: Served) -> None:
+    body = start_update(12).encode() + b" " * MAX_BODY
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: learnt by reading
+        for at in range(0, len(body), 65536):
+            yield body[at : at + 65536]
+
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
+    response = await served.client.post(f"{served.url}/telegram", content=chunks(),
+                                        headers=headers)  # fmt: skip
+    assert response.status_code == 413
+    assert served.count(ProcessedUpdate) == 0
+    # the same body with its Content-Length is refused as well, and a small one is fine
+    assert (await served.post(body)).status_code == 413
+    assert (await served.post(start_update(12))).status_code == 200
+
+
+async def test_deeply_nested_json_is_answered_400(served: Served) -> None:
+    depth = 100_000  # json.loads gives up (RecursionError) long before; 200 kB, under 1 MiB
+    arrays = '{"update_id": 13, "message": ' + "[" * depth + "]" * depth + "}"
+    assert (await served.post(arrays)).status_code == 400
+    # JSON that json.loads reads, but whose replies to replies PTB reads recursively
+    message = '{"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "x"'
+    replies = (message + ', "reply_to_message": ') * 600 + message + "}" * 601
+    assert (await served.post('{"update_id": 14, "message": ' + replies + "}")).status_code == 400
+    assert served.count(ProcessedUpdate) == 0
+    assert (await served.get("/healthz")).status_code == 200
+
+
+# --- fuzzing: random and mutated updates ----------------------------------------------------
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+VALID = [
+    text_update(1, USER, "/start").to_dict(),
+    text_update(1, USER, "Más lazos con Mendoza").to_dict(),
+    text_update(1, USER, "/omitir", edited=True).to_dict(),
+    text_update(1, USER, "/no_avisar", chat_type="group").to_dict(),
+    callback_update(1, USER, CONSENT_YES, message_id=2).to_dict(),
+    photo_update(1, USER, caption="una foto").to_dict(),
+]
+
+
+def places(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key and index path inside ``value``."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()  # fmt: skip
+    for key, inner in items:
+        yield (*path, key)
+        yield from places(inner, (*path, key))
+
+
+def written(update_id: int, text: str) -> bytes:
+    """A message with any text (a command if it starts with /)."""
+    return json.dumps(text_update(update_id, USER, text).to_dict()).encode()
+
+
+def nested(depth: int) -> bytes:
+    """An update with an array ``depth`` levels deep."""
+    return b'{"update_id": 1, "a": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@st.composite
+def mutated_update(draw: st.DrawFn) -> bytes:
+    """A valid update with a few values replaced by random JSON or removed."""
+    data = copy.deepcopy(draw(st.sampled_from(VALID)))
+    data["update_id"] = draw(st.integers(1, 1_000_000))
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(list(places(data))))
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(JSON_VALUES)
+        if path == ("update_id",):
+            break
+    return json.dumps(data).encode()
+
+
+@st.composite
+def damaged_bytes(draw: st.DrawFn) -> bytes:
+    """A valid update's bytes cut short, or with random bytes put in."""
+    body = json.dumps(draw(st.sampled_from(VALID))).encode()
+    at = draw(st.integers(0, len(body)))
+    return body[:at] + draw(st.binary(max_size=8)) + body[at + draw(st.integers(0, 8)) :]
+
+
+BODIES = st.one_of(
+    st.builds(written, st.integers(1, 1_000_000), st.text(min_size=1)),
+    mutated_update(),
+    damaged_bytes(),
+    st.binary(max_size=64),
+    JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+    st.integers(1, 5000).map(nested),
+)
+ANSWERS = {200, 400, 403, 413, 415}
+EXAMPLES = os.environ.get("CONSULTA_FUZZ_EXAMPLES")
+"""Set to fuzz longer, at random (e.g. 2000); by default 150 examples, the same every run."""
+FUZZING = settings(
+    max_examples=int(EXAMPLES or 150),
+    derandomize=not EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+async def test_random_and_mutated_updates_get_a_clear_answer(
+    served: Served, api: BotApiStandIn
+) -> None:
+    """Every answer is one of ANSWERS (never a 500 nor a dropped connection), and a refused
+    body stores nothing."""
+
+    @FUZZING
+    @given(
+        body=BODIES,
+        secret=st.sampled_from([SECRET, SECRET, SECRET, "guessed", None]),
+        content_type=st.sampled_from(["application/json"] * 5 + ["text/plain"]),
+    )
+    def post(body: bytes, secret: str | None, content_type: str) -> None:
+        headers = {"Content-Type": content_type}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        before = served.count(ProcessedUpdate), served.count(Participant)
+        response = client.post(f"{served.url}/telegram", content=body, headers=headers)
+        assert response.status_code in ANSWERS, (response.status_code, body[:300])
+        if response.status_code != 200:
+            assert (served.count(ProcessedUpdate), served.count(Participant)) == before
+
+    with httpx.Client(timeout=30) as client:  # from a thread: the server runs on this loop
+        await asyncio.to_thread(post)
+    assert (await served.get("/healthz")).status_code == 200
+    assert (await served.post(start_update(999_999_999))).status_code == 200
 
 
 def metric(text: str, name: str, labels: str = "") -> float:
