@@ -1,14 +1,14 @@
-"""Delivering the engine's channel-neutral replies to Telegram.
+"""Delivering the engine's channel-neutral replies to Telegram, through PTB's public methods
+(``send_message``, ``edit_message_text``...), so its rate limiter and error mapping apply.
 
 Texts are sent as plain text (no parse mode): a participant's words are echoed back as data
 and can never be read as markup. Long texts are split at line breaks under Telegram's limit.
-Network errors are retried with back-off and ``RetryAfter`` is waited out here, by the call
-that got it; PTB's rate limiter (bot/adapter/app.py) only paces the sending.
 
-Replies go through the call every PTB method ends in (its HTTP request, rate limiter and
-error mapping: ``Forbidden``, ``RetryAfter``, ``NetworkError``... are raised as by
-``send_message``), but the answer is not turned into a ``Message``: nothing reads it, and
-building one cost more than the engine (``bench/updates.py --profile``).
+A request is sent again only when Telegram surely did not act on it (``with_retries``); a
+reply whose fate is unknown (its answer timed out, the connection broke after the request
+was written) is not repeated, so a participant never gets a message twice, but may get none:
+the conversation's state is stored, and the next message the participant writes shows them
+where they are.
 """
 
 from __future__ import annotations
@@ -20,11 +20,19 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from telegram import Bot, InputFile, InputMediaPhoto, Message
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    InputMediaPhoto,
+    Message,
+)
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.adapter.transport import NotApplied
 from bot.infra.metrics import SEND_RETRIES
 from bot.services.errors import NotDelivered, Unreachable
 from bot.services.outbox import Document, Image
@@ -38,29 +46,24 @@ SEND_ATTEMPTS = 4
 T = TypeVar("T")
 
 
-async def call(bot: Bot, method: str, params: dict[str, Any]) -> object:
-    """Call the Bot API ``method`` through PTB; its answer is returned as JSON.
-
-    ``Bot._post`` is what ``send_message`` & co. and the public ``do_api_request`` call (the
-    latter warns for methods PTB has, and pytest turns warnings into errors); with an
-    ``ExtBot`` it passes the rate limiter. Private, hence tested: tests/bot/test_render.py.
-    """
-    return await bot._post(method, params)
-
-
-def keyboard(reply: Reply) -> dict[str, Any] | None:
-    """The reply's buttons as a Bot API ``InlineKeyboardMarkup`` (JSON)."""
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The reply's buttons as an inline keyboard."""
     if not reply.buttons:
         return None
-    rows = [[{"text": b.label, "callback_data": b.data} for b in row] for row in reply.buttons]
-    return {"inline_keyboard": rows}
+    rows = [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+            for row in reply.buttons]  # fmt: skip
+    return InlineKeyboardMarkup(rows)
 
 
 async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
-    """Run ``send``, retrying network errors with exponential back-off and waiting out
-    ``RetryAfter``; other errors (Forbidden, BadRequest) are raised at once."""
+    """Run ``send``, sending again only what Telegram surely did not act on: a request
+    refused with ``RetryAfter`` (429) is sent again once the wait is over, one that never
+    left or was answered with a server error (``transport.NotApplied``) after a back-off.
+    Any other error is raised at once: ``TimedOut`` and other ``NetworkError``s among them,
+    since the request may have been carried out (a message sent twice is worse than one
+    lost: see the module's docstring)."""
     delay = 0.5
-    for attempt in range(1, SEND_ATTEMPTS + 1):
+    for attempt in range(1, SEND_ATTEMPTS):
         SEND_RETRIES.inc(attempt > 1)  # /metrics: every try after the first is a retry
         try:
             return await send()
@@ -69,12 +72,11 @@ async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             log.warning("Telegram asked to wait %.1f s (attempt %d)", seconds, attempt)
             await asyncio.sleep(seconds)
-        except (TimedOut, NetworkError) as exc:
-            if isinstance(exc, BadRequest) or attempt == SEND_ATTEMPTS:
-                raise
-            log.warning("network error sending (%s), retrying in %.1f s", exc, delay)
+        except NotApplied as exc:
+            log.warning("not sent (%s), trying again in %.1f s", exc, delay)
             await asyncio.sleep(delay)
             delay *= 2
+    SEND_RETRIES.inc()
     return await send()
 
 
@@ -86,23 +88,20 @@ async def deliver(
     for reply in replies:
         markup = keyboard(reply)
         if reply.replace and pressed is not None and len(reply.text) <= MAX_MESSAGE:
-            params = {"chat_id": chat_id, "message_id": pressed.message_id, "text": reply.text}
-            if markup is not None:
-                params["reply_markup"] = markup
-            edit = partial(call, bot, "editMessageText", params)
+            message_id = pressed.message_id
+            edit = partial(bot.edit_message_text, reply.text, chat_id=chat_id,
+                           message_id=message_id, reply_markup=markup)  # fmt: skip
             try:
                 await with_retries(edit)
                 continue
             except BadRequest as exc:
                 if "not modified" in str(exc).lower():
                     continue
-                log.info("could not edit message %s (%s); sending anew", pressed.message_id, exc)
+                log.info("could not edit message %s (%s); sending anew", message_id, exc)
         pieces = split_text(reply.text, MAX_MESSAGE)
         for i, piece in enumerate(pieces):
-            params = {"chat_id": chat_id, "text": piece}
-            if markup is not None and i == len(pieces) - 1:
-                params["reply_markup"] = markup
-            await with_retries(partial(call, bot, "sendMessage", params))
+            last = markup if i == len(pieces) - 1 else None
+            await with_retries(partial(bot.send_message, chat_id, piece, reply_markup=last))
 
 
 class TelegramOutbox:

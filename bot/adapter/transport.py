@@ -4,21 +4,33 @@ PTB talks to the Bot API through a ``BaseRequest``; its default, ``HTTPXRequest`
 about as much CPU per request as the rest of an update's handling (httpx, httpcore, h11 and
 anyio are pure Python). aiohttp parses HTTP in C: bench/updates.py measures the difference.
 Everything above ``do_request`` (JSON decoding, error mapping to ``Forbidden``,
-``RetryAfter``..., the rate limiter) stays PTB's.
+``RetryAfter``..., the rate limiter) stays PTB's, with one distinction PTB does not make:
+a request that surely was not carried out raises ``NotApplied`` (bot.adapter.sending
+sends those, and only those, again).
 """
 
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-__all__ = ["AiohttpRequest"]
+__all__ = ["AiohttpRequest", "NotApplied"]
 
 _JSON = {"Content-Type": "application/json"}
+
+
+class NotApplied(NetworkError):
+    """The Bot API surely did not carry the request out, so it is safe to send again: no
+    connection could be made (refused, unreachable, name or TLS failure, no connection
+    within the connect timeout: nothing was written), or the server answered with a 5xx
+    status (Telegram's own failure). A timeout while waiting for the answer, or a connection
+    that broke after the request was written, is not one: the request may have been
+    carried out (``TimedOut``, ``NetworkError``)."""
 
 
 class AiohttpRequest(BaseRequest):
@@ -88,11 +100,16 @@ class AiohttpRequest(BaseRequest):
             async with self._session.request(
                 method, url, data=data, headers=headers, timeout=timeout
             ) as res:
-                return res.status, await res.read()
+                status, body = res.status, await res.read()
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as err:
+            raise NotApplied(f"aiohttp.{err.__class__.__name__}: {err}") from err
         except TimeoutError as err:
             raise TimedOut from err
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise NotApplied(f"the Bot API answered {status}")
+        return status, body
 
     @staticmethod
     def _given(value: Any, default: float | None) -> float | None:

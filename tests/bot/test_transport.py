@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import Forbidden, RetryAfter, TimedOut
 
-from bot.adapter.transport import AiohttpRequest
+from bot.adapter.transport import AiohttpRequest, NotApplied
 from tests.helpers.botapi import BotApiStandIn
 
 USER = 4242
@@ -51,6 +51,9 @@ async def test_api_errors_are_ptb_exceptions(
     api.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
     with pytest.raises(RetryAfter):
         await aio_bot.send_message(USER, "x")
+    api.fail_next("sendMessage", 502, "Bad Gateway")
+    with pytest.raises(NotApplied, match="502"):  # Telegram's failure: not carried out
+        await aio_bot.send_message(USER, "x")
 
 
 async def test_a_silent_server_times_out() -> None:
@@ -67,14 +70,14 @@ async def test_a_silent_server_times_out() -> None:
             await request.shutdown()
 
 
-async def test_an_unreachable_server_is_a_network_error() -> None:
+async def test_an_unreachable_server_is_a_request_not_applied() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     request = AiohttpRequest()
     await request.initialize()
     try:
-        with pytest.raises(NetworkError, match="aiohttp"):
+        with pytest.raises(NotApplied, match="aiohttp"):  # a NetworkError, for PTB
             await request.post(f"http://127.0.0.1:{port}/bot1:x/getMe")
     finally:
         await request.shutdown()

@@ -173,6 +173,7 @@ class BotApiStandIn:
         self._last_message_id: collections.defaultdict[int, int] = collections.defaultdict(int)
         self._messages: dict[tuple[int, int], JSONDict] = {}
         self._failures: list[_Failure] = []
+        self._late: dict[str, list[float]] = {}
         self._commands: dict[tuple[str, str], list[Any]] = {}
         self._webhook_url = ""
         self._file_counter = 0
@@ -373,6 +374,13 @@ class BotApiStandIn:
                 _Failure(method.lower(), error_code, description, chat_id, times, retry_after)
             )
 
+    def answer_late(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Carry out the next ``times`` calls of ``method`` but answer each only after
+        ``seconds``: to a client with a shorter timeout, the answer is lost although the
+        message was sent."""
+        with self._lock:
+            self._late.setdefault(method.lower(), []).extend([seconds] * times)
+
     # ------------------------------------------------------------------ request handling
     async def handle(
         self, method: str, params: JSONDict, files: dict[str, UploadedFile]
@@ -408,6 +416,11 @@ class BotApiStandIn:
             return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {err}"}
         else:
             call.result = result
+            with self._lock:
+                late = self._late.get(name.lower())
+                delay = late.pop(0) if late else 0.0
+            if delay:  # carried out, answered late: see answer_late
+                await asyncio.sleep(delay)
             return 200, {"ok": True, "result": result}
         finally:
             with self._lock:
