@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
-from functools import partial
 from typing import TypeVar
 
 from telegram import (
@@ -36,7 +36,7 @@ from bot.adapter.transport import NotApplied
 from bot.infra.metrics import SEND_RETRIES
 from bot.services.errors import NotDelivered, Unreachable
 from bot.services.outbox import Document, Image
-from flows.events import Reply
+from flows.events import Button, Reply
 from flows.prompts import split_text
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,16 @@ T = TypeVar("T")
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     """The reply's buttons as an inline keyboard."""
-    if not reply.buttons:
-        return None
-    rows = [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
-            for row in reply.buttons]  # fmt: skip
-    return InlineKeyboardMarkup(rows)
+    return _markup(reply.buttons) if reply.buttons else None
+
+
+@functools.lru_cache(maxsize=512)
+def _markup(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup:
+    """Made once per keyboard: a consultation shows the same few again and again, and PTB's
+    objects cost more to build than to send (they are immutable, so sharing them is safe)."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in rows]
+    )
 
 
 async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
@@ -89,8 +94,9 @@ async def deliver(
         markup = keyboard(reply)
         if reply.replace and pressed is not None and len(reply.text) <= MAX_MESSAGE:
             message_id = pressed.message_id
-            edit = partial(bot.edit_message_text, reply.text, chat_id=chat_id,
-                           message_id=message_id, reply_markup=markup)  # fmt: skip
+            edit = functools.partial(
+                bot.edit_message_text, reply.text, chat_id, message_id, reply_markup=markup
+            )
             try:
                 await with_retries(edit)
                 continue
@@ -101,7 +107,8 @@ async def deliver(
         pieces = split_text(reply.text, MAX_MESSAGE)
         for i, piece in enumerate(pieces):
             last = markup if i == len(pieces) - 1 else None
-            await with_retries(partial(bot.send_message, chat_id, piece, reply_markup=last))
+            send = functools.partial(bot.send_message, chat_id, piece, reply_markup=last)
+            await with_retries(send)
 
 
 class TelegramOutbox:

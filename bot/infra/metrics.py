@@ -3,7 +3,7 @@
 Module-level, in prometheus_client's default registry (with its process metrics: CPU, RSS,
 open files): there is one bot per process, and the counters are touched from modules that
 know nothing of the webhook server (bot.adapter.sending counts send retries,
-bot.adapter.polling errors).
+bot.adapter.runtime errors and updates).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from prometheus_client import Counter, Gauge
 UPDATES = Counter(
     "consulta_updates",
     "Updates handled, by outcome: ok (committed or recognised as a redelivery), failed "
-    "(the handler raised; answered 500 so that Telegram redelivers), gave_up (failed too "
-    "often; answered 200 so that one poisoned update cannot block the bot).",
+    "(the handler raised; not confirmed, so that Telegram redelivers), gave_up (failed too "
+    "often; confirmed so that one poisoned update cannot block the bot).",
     ["outcome"],
 )
 REJECTED = Counter(
@@ -26,7 +26,7 @@ REJECTED = Counter(
 ERRORS = Counter("consulta_errors", "Errors that reached the application's error handler.")
 SEND_RETRIES = Counter(
     "consulta_send_retries",
-    "Bot API calls tried again after a network error or a RetryAfter "
+    "Bot API calls tried again after a RetryAfter or a request surely not carried out "
     "(bot.adapter.sending.with_retries).",
 )
 IN_FLIGHT = Gauge(
