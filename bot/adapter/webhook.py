@@ -202,11 +202,12 @@ class Webhook:
         except (ValueError, RecursionError):  # UnicodeDecodeError; nested too deep
             return _refuse(HTTPStatus.BAD_REQUEST, "malformed JSON")
         if not is_update(data):
+            _log_refused(data, "not the shape of an update")
             return _refuse(HTTPStatus.BAD_REQUEST, "not an update")
         try:
             update = Update.de_json(data, self.updates.app.bot)
-        except Exception as exc:  # RecursionError included; the body is not logged: people
-            log.warning("refused an update that PTB cannot read (%s)", type(exc).__name__)
+        except Exception as exc:  # RecursionError included
+            _log_refused(data, type(exc).__name__)
             return _refuse(HTTPStatus.BAD_REQUEST, "not an update")
         outcome = await self.updates.process(update)
         # 500: Telegram posts it again later (deduplicated by update_id when it does).
@@ -244,6 +245,13 @@ class Webhook:
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while self.updates.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+
+
+def _log_refused(data: object, why: str) -> None:
+    """Log a refused body by its update id alone: its content is people's."""
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    shown = update_id if isinstance(update_id, int) and not isinstance(update_id, bool) else "?"
+    log.warning("refused update %s (%s)", shown, why)
 
 
 async def _read(request: web.Request) -> bytes | None:

@@ -204,7 +204,7 @@ VALID = [
     text_update(1, USER, "Más lazos con Mendoza").to_dict(),
     text_update(1, USER, "/omitir", edited=True).to_dict(),
     text_update(1, USER, "/no_avisar", chat_type="group").to_dict(),
-    callback_update(1, USER, CONSENT_YES, message_id=2).to_dict(),
+    callback_update(1, USER, Consent(True).encode(), message_id=2).to_dict(),
     photo_update(1, USER, caption="una foto").to_dict(),
 ]
 
