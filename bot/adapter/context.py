@@ -1,7 +1,9 @@
-"""What the handlers find in ``application.bot_data``: the conversation, the settings and
-the outbox, put there once by bot.adapter.app.build_application."""
+"""What the handlers find in ``application.bot_data``: the conversation, the settings, the
+outbox and the public results, put there once by bot.adapter.app.build_application."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from telegram.ext import Application, ContextTypes
 
@@ -10,40 +12,41 @@ from bot.infra.config import Settings
 from bot.services.conversation import Conversation
 from bot.services.digests import PublicResults
 
-_CONVERSATION, _SETTINGS, _OUTBOX, _RESULTS = "conversation", "settings", "outbox", "results"
+_KEY = "consulta"
+Source = Application | ContextTypes.DEFAULT_TYPE
+
+
+@dataclass(frozen=True)
+class _Running:
+    conversation: Conversation
+    settings: Settings
+    outbox: TelegramOutbox
+    results: PublicResults
 
 
 def attach(app: Application, conv: Conversation, settings: Settings) -> None:
     """Put the running objects where the handlers look for them."""
-    app.bot_data.update({_CONVERSATION: conv, _SETTINGS: settings,
-                         _OUTBOX: TelegramOutbox(app.bot),
-                         _RESULTS: PublicResults()})  # fmt: skip
+    app.bot_data[_KEY] = _Running(conv, settings, TelegramOutbox(app.bot), PublicResults())
 
 
-def _data(source: Application | ContextTypes.DEFAULT_TYPE) -> dict:
+def _running(source: Source) -> _Running:
     app = source if isinstance(source, Application) else source.application
-    return app.bot_data
-
-
-def conversation(source: Application | ContextTypes.DEFAULT_TYPE) -> Conversation:
-    conv = _data(source)[_CONVERSATION]
-    assert isinstance(conv, Conversation)
-    return conv
-
-
-def settings(source: Application | ContextTypes.DEFAULT_TYPE) -> Settings:
-    found = _data(source)[_SETTINGS]
-    assert isinstance(found, Settings)
+    found = app.bot_data[_KEY]
+    assert isinstance(found, _Running)
     return found
 
 
-def outbox(source: Application | ContextTypes.DEFAULT_TYPE) -> TelegramOutbox:
-    found = _data(source)[_OUTBOX]
-    assert isinstance(found, TelegramOutbox)
-    return found
+def conversation(source: Source) -> Conversation:
+    return _running(source).conversation
 
 
-def results(source: Application | ContextTypes.DEFAULT_TYPE) -> PublicResults:
-    found = _data(source)[_RESULTS]
-    assert isinstance(found, PublicResults)
-    return found
+def settings(source: Source) -> Settings:
+    return _running(source).settings
+
+
+def outbox(source: Source) -> TelegramOutbox:
+    return _running(source).outbox
+
+
+def results(source: Source) -> PublicResults:
+    return _running(source).results
