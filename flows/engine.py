@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from flows import buttons as bt
 from flows import matching, prompts
@@ -86,13 +87,24 @@ def new_state(defn: Definition, role: Role = "citizen", comuna: str | None = Non
 
 
 def step(
-    defn: Definition, state: State | None, event: Event, invite: InviteCheck | None = None
+    defn: Definition,
+    state: State | None,
+    event: Event,
+    invite: InviteCheck | None = None,
+    closed_on: date | None = None,
 ) -> Step:
     """Handle one event of one participant.
 
-    ``invite`` is the caller's check of an invitation token that came with the event
-    (``/start <token>`` or an invitation's consent button); the engine does no I/O itself.
+    The engine does no I/O itself; what it needs from outside comes as inputs:
+
+    - ``invite``: the caller's check of an invitation token that came with the event
+      (``/start <token>`` or an invitation's consent button);
+    - ``closed_on``: the last day of the consultation, once it has closed. A closed
+      consultation stores no more answers; a participant can still read the help and the
+      privacy notice and erase their data: it stays theirs.
     """
+    if closed_on is not None and not _erasing(event):
+        return _closed(defn, state, event, closed_on)
     out = _Out()
     if invite is not None and invite.verdict != "ok":
         out.replies.append(Reply(_invite_problem(defn, invite)))
@@ -122,6 +134,23 @@ def step(
     out.replies.append(Reply(defn.messages.unsupported))
     out.replies += prompts.current(defn, state)
     return out.done(state)
+
+
+def _erasing(event: Event) -> bool:
+    """/borrar, or its confirmation button."""
+    if isinstance(event, Command):
+        return event.name == "borrar"
+    return isinstance(event, Choice) and isinstance(bt.decode(event.data), bt.Erase)
+
+
+def _closed(defn: Definition, state: State | None, event: Event, closed_on: date) -> Step:
+    """After the closing: the notice, after the help or privacy text if asked for; the state
+    is returned as it came, so nothing is stored."""
+    notice = Reply(prompts.closed(defn, closed_on))
+    if isinstance(event, Command) and event.name in ("ayuda", "privacidad"):
+        asked = defn.messages.help if event.name == "ayuda" else defn.consultation.privacy
+        return Step(state, (Reply(asked), notice))
+    return Step(state, (notice,))
 
 
 # --- before consent -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ stale buttons (from an earlier message) and forged callback data alike.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 
 from flows import buttons as bt
 from flows.definition import Definition
@@ -66,6 +67,12 @@ def resume(defn: Definition, state: State) -> list[Reply]:
         asked = _question_step(defn, state.evolve(step="ask"), q, Button("", ""), full=False)
         head = [Reply(r.text) for r in asked]
     return [*head, *current(defn, state)]
+
+
+def closed(defn: Definition, last_day: date) -> str:
+    """The notice that the consultation closed on ``last_day``."""
+    title = defn.consultation.title
+    return defn.messages.consultation_closed.format(title=title, date=f"{last_day:%d-%m-%Y}")
 
 
 def glossary(defn: Definition) -> str:

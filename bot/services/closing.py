@@ -15,7 +15,7 @@ from datetime import datetime
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot.infra.config import Settings
-from bot.services import digests, jobs
+from bot.services import closing_time, digests, jobs
 from bot.services.conversation import Conversation
 from bot.services.errors import NotDelivered, Unreachable
 from bot.services.outbox import Outbox
@@ -71,7 +71,7 @@ async def run_once(outbox: Outbox, conv: Conversation, settings: Settings,
                                      charts=False)  # fmt: skip
     d = conv.definition
     header = d.messages.final_summary.format(
-        title=d.consultation.title, date=f"{moment.astimezone(settings.zone):%d-%m-%Y}"
+        title=d.consultation.title, date=f"{closing_time.last_day(moment, settings.zone):%d-%m-%Y}"
     )
     text = f"{header}\n\n{digests.public_results(conv, digest)}"
     return await send_final_summaries(outbox, conv, due, text, now)

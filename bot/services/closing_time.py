@@ -1,25 +1,22 @@
-"""When the consultation closes, and what a closed consultation still takes.
+"""When the consultation closes: the earlier of the file's ``closes_on`` (the end of that
+day in the consultation's time zone) and a closing recorded by ``consulta close``.
 
-The closing time is the earlier of the file's ``closes_on`` (the end of that day in the
-consultation's time zone) and a closing recorded by ``consulta close``.
+What a closed consultation still takes is the engine's rule (``flows.step``'s ``closed_on``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from flows import Definition, buttons
-from flows.events import Choice, Command, Event, Reply
+from flows import Definition
 from storage import closing
 
 CHECK_EVERY = timedelta(seconds=30)
 """How stale this process's knowledge of a ``consulta close`` run elsewhere may be."""
-STILL_OPEN_TO = frozenset({"privacidad", "borrar", "ayuda", "resultados", "no_avisar"})
-"""Commands a participant keeps after the closing: their data stays theirs."""
 
 
 def file_closing(definition: Definition, zone: ZoneInfo) -> datetime | None:
@@ -53,16 +50,7 @@ class ClosingTime:
         return moment if moment is not None and moment <= now else None
 
 
-def still_allowed(event: Event) -> bool:
-    """Whether a closed consultation still takes ``event``: a participant can read the
-    privacy notice and erase their data (with its confirmation button), never answer."""
-    if isinstance(event, Command):
-        return event.name in STILL_OPEN_TO
-    return isinstance(event, Choice) and isinstance(buttons.decode(event.data), buttons.Erase)
-
-
-def closed_reply(definition: Definition, moment: datetime, zone: ZoneInfo) -> Reply:
-    text = definition.messages.consultation_closed.format(
-        title=definition.consultation.title, date=f"{moment.astimezone(zone):%d-%m-%Y}"
-    )
-    return Reply(text)
+def last_day(moment: datetime, zone: ZoneInfo) -> date:
+    """The last day the consultation was open, in ``zone``: a closing at midnight (the end
+    of the file's ``closes_on``) ends the day before."""
+    return (moment - timedelta(microseconds=1)).astimezone(zone).date()

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
-from bot.services.closing_time import ClosingTime, closed_reply, still_allowed
+from bot.services.closing_time import ClosingTime, last_day
 from flows import Definition, Step, buttons, step
 from flows.events import Choice, Event, InviteCheck, Invited, Start
 from storage import invitations
@@ -173,10 +173,9 @@ class Conversation:
                 return None  # applied before: a redelivery
             loaded = claimed
         closed = self.closing.closed(session, now)
-        if closed is not None and not still_allowed(event):  # nothing more is stored
-            return Step(loaded.state, (closed_reply(self.definition, closed, self.zone),))
-        invite = self._check_invite(session, external_id, event, now)
-        result = step(self.definition, loaded.state, event, invite)
+        closed_on = last_day(closed, self.zone) if closed is not None else None
+        invite = self._check_invite(session, external_id, event, now) if closed is None else None
+        result = step(self.definition, loaded.state, event, invite, closed_on)
         storage.save(
             session, self.channel, external_id, loaded, result,
             now=now, update_id=update_id, codes=self.codes,

@@ -64,12 +64,13 @@ async def test_after_closing_answers_are_refused_and_each_participant_gets_the_s
         reply.startswith("La consulta «¿Cuál es la política") and "ya no recibe respuestas" in reply
     )
     assert answers(running) == before  # nothing stored after the closing
-    assert "Qué guardamos" in (await ana.send("/privacidad"))[0]  # still hers to read
+    privacy, notice = await ana.send("/privacidad")  # still hers to read; then the notice
+    assert "Qué guardamos" in privacy and notice == reply
 
     later = now + timedelta(minutes=1)
     assert await run_once(running, later) == 1
     finals = [t for t in running.api.texts_to(3001) if t.startswith(FINAL) and "cerró el" in t]
-    assert len(finals) == 2  # the reply to her answer above, then the final summary
+    assert len(finals) == 3  # the replies to her answer and to /privacidad, the final summary
     assert "Este es el resumen final" in finals[-1] and "Pregunta Nº" not in finals[-1]
     for other in (3002, 3003, 3004):
         assert not any("resumen final de lo que" in t for t in running.api.texts_to(other))
@@ -103,6 +104,9 @@ def test_the_file_closes_at_the_end_of_its_day_in_the_consultation_zone() -> Non
     moment = closing_time.file_closing(redated, SANTIAGO)
     assert moment == datetime(2027, 1, 1, 0, 0, tzinfo=SANTIAGO)
     assert moment.astimezone(UTC) == datetime(2027, 1, 1, 3, 0, tzinfo=UTC)  # summer: UTC-3
+    assert closing_time.last_day(moment, SANTIAGO) == date(2026, 12, 31)  # "cerró el 31-12"
+    late = datetime(2026, 12, 31, 23, 59, tzinfo=SANTIAGO)  # `consulta close --at ...`
+    assert closing_time.last_day(late, SANTIAGO) == date(2026, 12, 31)
 
 
 def test_consulta_close_records_once_and_refuses_a_bad_date(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from typing import Any
 
 import yaml
@@ -451,6 +452,26 @@ def test_a_stored_state_resumes_exactly_like_the_live_one(conversation: Conversa
         step = flows.step(DEFN, stored(state), event)
         assert step == expected
         state = step.state
+
+
+@settings(SETTINGS, max_examples=60)
+@given(conversations)
+def test_a_closed_consultation_stores_nothing_but_an_erasure(conversation: Conversation) -> None:
+    """Every event of a random conversation, replayed as if the consultation had closed:
+    the state stays as it was and the closing notice is the last reply, except for /borrar
+    and its confirmation, which work as before the closing."""
+    last_day = date(2020, 3, 31)
+    notice = prompts.closed(DEFN, last_day)
+    before: State | None = None
+    for event, open_step in play(conversation):
+        closed = flows.step(DEFN, before, event, closed_on=last_day)
+        pressed = bt.decode(event.data) if isinstance(event, Choice) else None
+        if event == Command("borrar") or isinstance(pressed, bt.Erase):
+            assert closed == open_step
+        else:
+            assert (closed.state, closed.records) == (before, ())
+            assert closed.replies[-1].text == notice
+        before = open_step.state
 
 
 def _edited(edit: Any) -> Definition:

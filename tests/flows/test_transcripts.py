@@ -7,6 +7,7 @@ Each ``transcripts/*.yaml`` holds a ``description`` and ``turns``; a turn is one
   ``command: revisar``, ``unsupported: photo``, ``edited:``
 - ``invitation: {verdict: ok, name, institution, comuna}`` beside an input: the caller's
   check of the invitation token that came with it (``/start <token>``, the consent button)
+- ``closed: 2020-03-31`` beside an input: the consultation closed, that day its last
 - ``press: <label or data>``: the button with that label in the latest keyboard, else in an
   earlier one (a stale button, newest first), else the text is sent as raw callback data;
 
@@ -149,13 +150,14 @@ def play(defn: Definition, turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for turn in turns:
         kind, value = input_of(turn)
         invite = invite_of(turn.get("invitation"))
-        step = flows.step(defn, state, event_of(kind, value, keyboards), invite)
+        closed_on = turn.get("closed")  # YAML reads a bare 2020-03-31 as a date
+        step = flows.step(defn, state, event_of(kind, value, keyboards), invite, closed_on)
         state = step.state
         keyboards += [tuple(b for row in r.buttons for b in row) for r in step.replies if r.buttons]
         played.append(
             {
                 kind: value,
-                **({"invitation": turn["invitation"]} if "invitation" in turn else {}),
+                **{key: turn[key] for key in ("invitation", "closed") if key in turn},
                 "replies": [reply_out(r) for r in step.replies],
                 "records": [record_out(r) for r in step.records],
             }
@@ -198,7 +200,7 @@ def dump(document: dict[str, Any]) -> str:
 def test_there_are_transcripts() -> None:
     assert {f.stem for f in FILES} >= {
         "happy_path", "hurried_typing", "changes_mind_and_erases", "municipal_invitation",
-        "resume_later", "declined_then_consents", "bad_input",
+        "resume_later", "declined_then_consents", "bad_input", "after_closing",
     }  # fmt: skip
 
 
