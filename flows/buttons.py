@@ -13,6 +13,7 @@ and answer keys about 30, so every button fits; ``encode`` checks it all the sam
 
 from __future__ import annotations
 
+import functools
 from dataclasses import MISSING, dataclass, fields
 from typing import ClassVar, Literal
 
@@ -32,13 +33,13 @@ class ButtonData:
 
     def encode(self) -> str:
         parts = [self.prefix]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool):
+        for name, is_flag in _fields_of(type(self)):
+            value = getattr(self, name)
+            if is_flag:
                 parts.append("y" if value else "n")
             else:
                 if ":" in value:
-                    raise ValueError(f"{type(self).__name__}.{f.name} may not hold ':': {value!r}")
+                    raise ValueError(f"{type(self).__name__}.{name} may not hold ':': {value!r}")
                 parts.append(value)
         while len(parts) > 1 + _required(type(self)) and parts[-1] == "":
             parts.pop()  # an empty optional field: "c:y", not "c:y:"
@@ -48,8 +49,23 @@ class ButtonData:
         return data
 
 
+def _fields_of(cls: type[ButtonData]) -> tuple[tuple[str, bool], ...]:
+    """Each field's name and whether it is a flag (a bool)."""
+    return _layout(cls.prefix)[0]
+
+
 def _required(cls: type[ButtonData]) -> int:
-    return sum(1 for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING)
+    """How many fields come first without a default."""
+    return _layout(cls.prefix)[1]
+
+
+@functools.cache
+def _layout(prefix: str) -> tuple[tuple[tuple[str, bool], ...], int]:
+    """Read once per kind (by its prefix, a kind's key in ``KINDS``): buttons are made for
+    every reply."""
+    declared = fields(KINDS[prefix])
+    required = sum(1 for f in declared if f.default is MISSING and f.default_factory is MISSING)
+    return tuple((f.name, f.type in ("bool", bool)) for f in declared), required
 
 
 # --- before consent, and the reminders -------------------------------------------------------
@@ -272,17 +288,17 @@ def decode(data: str) -> ButtonData | None:
     cls = KINDS.get(prefix)
     if cls is None:
         return None
-    declared = fields(cls)
+    declared = _fields_of(cls)
     if not _required(cls) <= len(values) <= len(declared):
         return None
     kwargs: dict[str, str | bool] = {}
-    for f, value in zip(declared, values, strict=False):
-        if f.type in ("bool", bool):
+    for (name, is_flag), value in zip(declared, values, strict=False):
+        if is_flag:
             if value not in ("y", "n"):
                 return None
-            kwargs[f.name] = value == "y"
+            kwargs[name] = value == "y"
         else:
-            kwargs[f.name] = value
+            kwargs[name] = value
     button = cls(**kwargs)
     return button if button.encode() == data else None  # one spelling per button
 
