@@ -109,7 +109,10 @@ class Figures:
     transcript: list[str] = field(default_factory=list)
 
     def read(self, replies: Any) -> None:
-        for r in replies:
+        from flows import prompts
+
+        # as the chat shows them (joined where they fit), on trees that join them
+        for r in getattr(prompts, "as_messages", list)(replies):
             if r.replace and self.transcript and self.transcript[-1] == r.text:
                 continue  # only the buttons of the message on screen changed
             self.characters += len(r.text)

@@ -196,13 +196,13 @@ def _next_event(
 def _reply_calls(replies: Sequence[Reply], pressed: bool) -> int:
     """Send/edit calls ``bot.adapter.sending.deliver`` makes for ``replies``."""
     from bot.adapter.sending import MAX_MESSAGE
-    from flows.prompts import split_text
+    from flows.prompts import as_messages, split_text
 
     return sum(
         1
         if r.replace and pressed and len(r.text) <= MAX_MESSAGE
         else len(split_text(r.text, MAX_MESSAGE))
-        for r in replies
+        for r in as_messages(replies)
     )
 
 

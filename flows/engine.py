@@ -73,7 +73,7 @@ def _readable(replies: list[Reply]) -> list[Reply]:
             continue
         *first, last = prompts.split_text(reply.text, prompts.MAX_MESSAGE)
         out += [Reply(piece) for piece in first]
-        out.append(Reply(last, reply.buttons, reply.replace))
+        out.append(Reply(last, reply.buttons, reply.replace, reply.alone))
     return out
 
 

@@ -98,12 +98,14 @@ class Reply:
     """A message to the participant, plain text (never markup), with rows of buttons.
 
     ``replace`` asks the channel to update the message whose button was pressed instead of
-    sending a new one (used when toggling options), where the channel can.
+    sending a new one (used when toggling options), where the channel can. ``alone`` marks a
+    message that such an update may later rewrite: the engine joins no other reply to it.
     """
 
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     replace: bool = False
+    alone: bool = False
 
 
 # --- Records: facts to store ----------------------------------------------------------------

@@ -166,7 +166,7 @@ def _question_step(
         rows = _mark(tuple((_b(o.label, bt.Toggle(q.id, o.id)),) for o in q.options), chosen)
         hint = m.desirable_hint if q.options else m.desirable_hint_no_options
         rows += (*_facts(defn, q), (_b(m.btn_next, bt.Next(q.id)),))
-        return _asked(defn, q, hint, rows, full=full)
+        return _asked(defn, q, hint, rows, full=full, alone=bool(q.options))
     if state.step == "reason":
         return [Reply(q.follow_up or m.write_prompt, ((skip,),))]
     if state.step == "reason_check":
@@ -230,7 +230,7 @@ def judge_prompt(defn: Definition, state: State, q: Question) -> Reply:
         label = f"{'✅ ' if possible else ''}{n}. {_clip(describe(defn, target), 32)}"
         rows.append((_b(label, bt.Judge(target.key, no if possible else yes)),))
     rows.append((_b(m.btn_done, bt.Done(q.id)),))
-    return Reply("\n".join(lines), tuple(rows))
+    return Reply("\n".join(lines), tuple(rows), alone=True)
 
 
 def _judge_head(defn: Definition, q: Question) -> Reply:
@@ -245,17 +245,20 @@ def _head(defn: Definition, q: Question) -> str:
     )
 
 
-def _asked(defn: Definition, q: Question, hint: str, rows: Rows, *, full: bool) -> list[Reply]:
+def _asked(
+    defn: Definition, q: Question, hint: str, rows: Rows, *, full: bool, alone: bool = False
+) -> list[Reply]:
     """A question with its sub-questions; these go in a message of their own when together
-    they would be too long to read on a phone, and only when the question is entered."""
+    they would be too long to read on a phone, and only when the question is entered.
+    ``alone``: its options toggle in place (``Reply.alone``)."""
     m = defn.messages
     head = _head(defn, q)
     subs = "".join(f"\n• {p}" for p in q.prompts) + (f"\n\n{q.note}" if q.note else "")
     whole = f"{head}\n\n{q.text}{subs}\n\n{hint}"
     if len(whole) <= MAX_MESSAGE or not subs:
-        return [Reply(whole, rows)]
+        return [Reply(whole, rows, alone=alone)]
     before = [Reply(f"{m.subquestions_header}{subs}")] if full else []
-    return [*before, Reply(f"{head}\n\n{q.text}\n\n{hint}", rows)]
+    return [*before, Reply(f"{head}\n\n{q.text}\n\n{hint}", rows, alone=alone)]
 
 
 def _position(defn: Definition, q: Question) -> int:
@@ -418,6 +421,27 @@ def _possible_id(defn: Definition, a: Answer) -> str:
     """The option of a feasibility question that means «possible»: its first one."""
     q = defn.consultation.question(a.question)
     return q.options[0].id if q and q.options else ""
+
+
+def as_messages(replies: Iterable[Reply]) -> list[Reply]:
+    """The replies as a chat shows them: a reply without buttons joined to the next one
+    where both fit in ``MAX_MESSAGE`` (an acknowledgement and the next question read as one
+    message). Fewer messages are less to scroll for the participant, and Telegram's limit on
+    messages a second is what bounds how many people a surge can serve. A message that is
+    edited in place (``replace``, or ``alone``: it may be later) is never joined: the edit
+    would lose what was joined to it."""
+    out: list[Reply] = []
+    for reply in replies:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and not (last.buttons or last.replace or reply.replace or reply.alone)
+            and len(last.text) + 2 + len(reply.text) <= MAX_MESSAGE
+        ):
+            out[-1] = Reply(f"{last.text}\n\n{reply.text}", reply.buttons)
+        else:
+            out.append(reply)
+    return out
 
 
 def split_text(text: str, limit: int) -> list[str]:

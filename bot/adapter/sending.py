@@ -37,7 +37,7 @@ from bot.infra.metrics import SEND_RETRIES
 from bot.services.errors import NotDelivered, Unreachable
 from bot.services.outbox import Document, Image
 from flows.events import Button, Reply
-from flows.prompts import split_text
+from flows.prompts import as_messages, split_text
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,10 @@ async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
 async def deliver(
     bot: Bot, chat_id: int, replies: Sequence[Reply], pressed: Message | None = None
 ) -> None:
-    """Send ``replies`` in order; a ``replace`` reply edits the message whose button was
+    """Send ``replies`` in order, joined into as few messages as read well
+    (``flows.prompts.as_messages``); a ``replace`` reply edits the message whose button was
     pressed (``pressed``), falling back to a new message if it cannot be edited."""
-    for reply in replies:
+    for reply in as_messages(replies):
         markup = keyboard(reply)
         if reply.replace and pressed is not None and len(reply.text) <= MAX_MESSAGE:
             message_id = pressed.message_id

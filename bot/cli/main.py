@@ -20,6 +20,7 @@ from bot.infra.config import Settings
 from bot.services.conversation import Conversation
 from flows import Definition, DefinitionError, Step, load
 from flows.events import Button, Choice, Command, Event, Reply, Start, Text
+from flows.prompts import as_messages
 from storage import rehearsals
 
 app = typer.Typer(help=say("app_help"), no_args_is_help=True)
@@ -311,7 +312,7 @@ def _event(line: str, buttons: list[Button]) -> Event:
 def _show(result: object, previous: list[Button]) -> list[Button]:
     replies: tuple[Reply, ...] = getattr(result, "replies", ())
     buttons = previous
-    for reply in replies:
+    for reply in as_messages(replies):  # as the Telegram chat shows them
         typer.echo("\n" + reply.text)
         if reply.buttons:
             buttons = [b for row in reply.buttons for b in row]

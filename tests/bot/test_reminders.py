@@ -125,7 +125,8 @@ async def test_no_reminders_after_no_recordar_or_the_button(running: RunningBot)
     replies = await running.participant(3001).send("/no_recordar")
     assert replies == [running.conversation.definition.messages.no_reminders]
     # Both can still go on with the consultation.
-    assert (await ana.send("/start"))[0] == running.conversation.definition.messages.welcome_back
+    welcome_back = running.conversation.definition.messages.welcome_back
+    assert (await ana.send("/start"))[0].startswith(welcome_back)
 
 
 async def test_a_restart_between_two_runs_sends_nothing_twice(running: RunningBot) -> None:

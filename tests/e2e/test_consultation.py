@@ -12,7 +12,7 @@ from reports.export import answers_frame
 from storage.models import Answer, Participant
 from tests.helpers import harness
 from tests.helpers.harness import Participant as Person
-from tests.helpers.harness import RunningBot
+from tests.helpers.harness import RunningBot, read
 from tests.helpers.updates import photo_update, text_update
 
 ANA = 1001
@@ -42,7 +42,7 @@ async def test_a_full_consultation(running: RunningBot) -> None:
     await p.press("Listo ✔️")
     await p.press("Omitir ⏭")
     texts = running.api.texts_to(ANA)
-    summaries = [t for t in texts if t.startswith("Su resumen, como la tabla del taller")]
+    summaries = [t for t in texts if "Su resumen, como la tabla del taller" in t]
     assert len(summaries) == 1, texts[-6:]
     summary = summaries[0]
     assert "Cambios posibles al 2020: Usar el corredor bioceánico con San Juan" in summary
@@ -66,7 +66,7 @@ async def test_leave_and_resume_after_a_restart(running: RunningBot) -> None:
     await running.restart()
     replies = await p.send("/start")
     assert replies[0].startswith("Bienvenido/a de vuelta")
-    assert replies[-1].startswith("Guardado ✅")  # still at the system tag
+    assert "Guardado ✅" in replies[-1]  # still at the system tag
     await p.press("Territorial")
     with running.conversation.sessions() as s:
         answer = s.scalars(select(Answer).where(Answer.key == "q1.t1")).one()
@@ -162,8 +162,8 @@ async def test_flood_control_and_server_errors_are_retried(running: RunningBot) 
     replies = await p.send("/start")
     failed = [c.status for c in running.api.sent_to(ANA, include_failed=True) if not c.ok]
     assert sorted(failed) == [429, 502]
-    welcome, consent = replies
-    assert welcome.startswith("Bienvenido/a a la consulta") and consent.startswith("Si acepta")
+    welcome = read(replies)
+    assert welcome.startswith("Bienvenido/a a la consulta") and "\n\nSi acepta" in welcome
     sent = running.api.sent_to(ANA, include_failed=True)
     gap = sent[-1].at - sent[0].at
     assert gap >= 1.0  # retry_after was honoured

@@ -75,4 +75,4 @@ async def test_a_municipal_contact_is_erased_with_their_invitation(running: Runn
     # The link is dead, for them and for anyone else.
     for user in (CONTACT, OTHER):
         replies = await running.participant(user).send(f"/start {token}")
-        assert replies[0] == m.invitation_erased, user
+        assert replies[0].startswith(m.invitation_erased), user

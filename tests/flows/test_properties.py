@@ -250,6 +250,10 @@ def check_replies(step: Step) -> None:
         for button in (b for row in reply.buttons for b in row):
             assert button.label.strip()
             assert 1 <= len(button.data.encode("utf-8")) <= MAX_DATA, button
+            if isinstance(bt.decode(button.data), bt.Toggle | bt.Judge):
+                # a tap rewrites this message with the engine's new keyboard: nothing may
+                # have been joined to it, or the edit would lose it
+                assert reply.alone or reply.replace, reply
 
 
 def check_answer(defn: Definition, a: Answer, state: State, edited: bool = False) -> None:

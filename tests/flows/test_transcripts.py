@@ -11,7 +11,8 @@ Each ``transcripts/*.yaml`` holds a ``description`` and ``turns``; a turn is one
 - ``press: <label or data>``: the button with that label in the latest keyboard, else in an
   earlier one (a stale button, newest first), else the text is sent as raw callback data;
 
-followed by what the engine answered: ``replies`` (text, button labels row by row, ``replace``)
+followed by what the engine answered: ``replies`` as the chat shows them (``prompts.as_messages``:
+text, button labels row by row, ``replace``)
 and ``records``. ``pytest --update-goldens`` rewrites the answers from the engine's output;
 review the diff as a conversation.
 """
@@ -25,6 +26,7 @@ import pytest
 import yaml
 
 import flows
+from flows import prompts
 from flows.definition import Definition
 from flows.events import (
     AnswerRecorded,
@@ -158,7 +160,7 @@ def play(defn: Definition, turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 kind: value,
                 **{key: turn[key] for key in ("invitation", "closed") if key in turn},
-                "replies": [reply_out(r) for r in step.replies],
+                "replies": [reply_out(r) for r in prompts.as_messages(step.replies)],
                 "records": [record_out(r) for r in step.records],
             }
         )

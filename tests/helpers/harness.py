@@ -18,6 +18,13 @@ from tests.helpers.botapi import BotApiStandIn
 from tests.helpers.updates import callback_update, text_update
 
 
+def read(replies: list[str]) -> str:
+    """The replies as one text, the way the participant reads them: the bot joins short
+    replies into one message (flows.prompts.as_messages), so a test of what was said does
+    not depend on where one message ends."""
+    return "\n\n".join(replies)
+
+
 class Participant:
     """A simulated person in a private chat: sends texts and presses the buttons it sees."""
 
