@@ -288,12 +288,12 @@ def _beside_the_conversation(
 ) -> str | None:
     """The commands that the Telegram adapter answers beside the conversation (the ones
     /ayuda lists), answered here with the same services and texts."""
-    from bot.services import digests, reminders
+    from bot.services import reminders, reporting
 
     if not isinstance(event, Command):
         return None
     if event.name == "resultados":
-        return asyncio.run(digests.PublicResults().text(conv, settings, participant))
+        return asyncio.run(reporting.PublicResults().text(conv, settings, participant))
     if event.name in ("no_avisar", "no_recordar"):
         return reminders.stop(conv, participant)
     return None

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.infra.config import Settings
 from bot.services import closing_time
 from bot.services.conversation import Conversation
-from bot.services.digests import PublicResults
+from bot.services.reporting import PublicResults
 from flows import load
 from flows.buttons import Consent
 from flows.events import Choice, Text
