@@ -31,8 +31,8 @@ class Clock:
 
 def finish(conv: Conversation, account: str, update_id: int) -> None:
     """A participant who consented and answered, marked finished."""
-    conv.handle(account, Choice(Consent(True).encode()), update_id=update_id)
-    conv.handle(account, Text("Más intercambio con Argentina"), update_id=update_id + 1)
+    conv.apply_sync(account, Choice(Consent(True).encode()), update_id=update_id)
+    conv.apply_sync(account, Text("Más intercambio con Argentina"), update_id=update_id + 1)
     with conv.sessions.begin() as s:
         s.execute(update(Participant).where(Participant.external_id == account)
                   .values(finished_at=conv.clock()))  # fmt: skip

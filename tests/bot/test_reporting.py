@@ -65,7 +65,7 @@ async def organiser_app(
     for who in ("1", "2", "3"):
         for data in ("c:y", "s:province:", "s:age_band:", "s:gender:", "ag:a:de_acuerdo",
                      "s:reason:a", "o:q1:peru"):  # fmt: skip
-            conv.handle(who, Choice(data))
+            conv.apply_sync(who, Choice(data))
     app = build_application(settings, conv)
     async with app:
         yield app, conv, settings
