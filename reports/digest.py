@@ -416,9 +416,8 @@ def _charts(
     c = definition.consultation
     style = _Style(subtitle=period, footer=footer)
     title = "Participación por comuna"
-    images = [
-        Image("participacion.png", title, charts.participation(by_comuna, title=title, **style))
-    ]
+    chart = charts.participation(by_comuna, title=title, **style)
+    images = [Image("participacion.png", title, charts.png(chart))]
     with_new = counts.since is not None
     for q in c.questions:
         if q.kind == "agreement":
@@ -439,8 +438,8 @@ def _charts(
             title = f"Pregunta {q.number}: cambios deseables (opciones y temas) — {q.title}"
         else:
             continue
-        png = charts.bars(frame, title=title, **style)
-        images.append(Image(f"pregunta_{q.id}.png", f"Pregunta {q.number}", png))
+        chart = charts.bars(frame, title=title, **style)
+        images.append(Image(f"pregunta_{q.id}.png", f"Pregunta {q.number}", charts.png(chart)))
     desirable = [q.id for q in _desirable(definition)]
     systems = counts.systems[counts.systems["question"].isin(desirable)]
     systems = systems.assign(
@@ -449,13 +448,14 @@ def _charts(
         n=[people(n) for n in systems["n"]],
     ).pivot_table(index="question", columns="system", values="n", aggfunc="sum", fill_value=0)
     title = "Cambios escritos por sistema de la Estrategia Regional"
-    images.append(Image("sistemas.png", title, charts.systems(systems, title=title, **style)))
+    chart = charts.systems(systems, title=title, **style)
+    images.append(Image("sistemas.png", title, charts.png(chart)))
     feasibility = _feasibility(definition)
     if feasibility is not None:
         title = f"¿Qué cambios deseables son posibles? — {feasibility.title}"
         frame = _feasibility_frame(changes)
-        png = charts.feasibility(frame, title=title, scale=words.scale(), **style)
-        images.append(Image("deseable_vs_posible.png", title, png))
+        chart = charts.feasibility(frame, title=title, scale=words.scale(), **style)
+        images.append(Image("deseable_vs_posible.png", title, charts.png(chart)))
     return tuple(images)
 
 
