@@ -215,11 +215,9 @@ def test_the_participants_table_leaves_out_changes_named_by_fewer_than_five(coun
 
     everything, _ = counts
     definition = load()
-    words = digest.Words(definition)
-    changes = digest.changes_of(definition, everything, words)
-    full = digest.result_table(definition, everything, words, changes).set_index("Pregunta Nº")
-    public = digest.result_table(definition, everything, words, changes, least=5)
-    public = public.set_index("Pregunta Nº")
+    tally = digest.Tally.of(definition, everything)
+    full = digest.result_table(tally).set_index("Pregunta Nº")
+    public = digest.result_table(tally, least=5).set_index("Pregunta Nº")
     assert "Perú (5)" in full.loc["1", "Cambios deseables al 2020"]  # 3 people, rounded
     assert public.loc["1", "Cambios deseables al 2020"] == "—"
     assert public.loc["1", "Cambios posibles al 2020"] == "—"
