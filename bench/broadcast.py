@@ -12,9 +12,10 @@ Method
   server of ``--database-url``, dropped afterwards) is migrated with ``storage.upgrade`` and
   given ``--contacts`` invitations (``storage.invitations.create``), each accepted by a
   distinct account whose Telegram id is its chat id: the invitation's consent button
-  (``c:y:<token>``) is applied by ``bot.services.conversation.Conversation.handle``, as the bot does
-  (token checked, participant stored and bound to the invitation, one transaction). So
-  every contact is a municipal participant who consented and has not finished. They
+  (``c:y:<token>``) is applied by ``bot.services.conversation.Conversation.apply_sync``, as
+  the bot does (token checked, participant stored and bound to the invitation, one
+  transaction). So every contact is a municipal participant who consented and has not
+  finished. They
   accepted four days before the benchmark's clock (a weekday, 15:00 in Santiago, outside
   quiet hours); reminders are due after three days: all of them are due.
 * **Processes.** The Bot API stand-in (``tests.helpers.botapi`` via
@@ -104,7 +105,7 @@ def contact_name(i: int) -> str:
 
 def seed(url: str, contacts: int) -> None:
     """``contacts`` invitations, each accepted by its own account through the conversation:
-    the consent button of the invitation, applied by ``Conversation.handle`` as the bot does
+    the consent button of the invitation, applied by ``Conversation.apply_sync`` as the bot does
     (the invitation checked, the participant stored and bound to it, in one transaction)."""
     import storage
     from bot.services.conversation import Conversation
@@ -134,7 +135,7 @@ def seed(url: str, contacts: int) -> None:
                     )
                     tokens.append(token)
         for i, token in enumerate(tokens):
-            result = conv.handle(contact_chat(i), Choice(buttons.Consent(True, token).encode()))
+            result = conv.apply_sync(contact_chat(i), Choice(buttons.Consent(True, token).encode()))
             if result is None or result.state is None or result.state.role != "municipal":
                 raise RuntimeError(f"contact {contact_chat(i)} did not join: {result}")
     finally:

@@ -11,11 +11,11 @@ frame: the numbers are the axis). Labels are wrapped by their measured width, ne
 laid out so that nothing overlaps: long option names (up to ~60 characters) get a line of
 their own above their bar, with the whole width of the screen.
 
-The functions are pure: plain, already-labelled pandas frames in, PNG bytes out. Each builds
-a :class:`~matplotlib.figure.Figure` with its own Agg canvas and never touches pyplot or
-``rcParams``, so they are safe in worker threads and leave no figure behind; the ``*_figure``
-variants return that figure (for tests). The same input gives the same bytes: the PNG
-carries no timestamp or version.
+The functions are pure: plain, already-labelled pandas frames in, a
+:class:`~matplotlib.figure.Figure` out, which :func:`png` turns into bytes. Each figure has
+its own Agg canvas and none touches pyplot or ``rcParams``, so they are safe in worker threads
+and leave no figure behind. The same input gives the same bytes: the PNG carries no
+timestamp or version.
 """
 
 from __future__ import annotations
@@ -41,15 +41,11 @@ __all__ = [
     "MIN_PT",
     "SIZE_PX",
     "bars",
-    "bars_figure",
     "count_text",
     "feasibility",
-    "feasibility_figure",
     "participation",
-    "participation_figure",
     "png",
     "systems",
-    "systems_figure",
 ]
 
 WIDTH_IN = 7.2
@@ -457,7 +453,7 @@ def _label_above(page: _Page, ax: Axes, slot: _Slot, lines: Sequence[str]) -> No
 # --- the charts ----------------------------------------------------------------------------
 
 
-def bars_figure(
+def bars(
     frame: pd.DataFrame,
     *,
     title: str,
@@ -468,7 +464,12 @@ def bars_figure(
     new: str | None = "new",
     max_bars: int = 10,
 ) -> Figure:
-    """See :func:`bars`."""
+    """Horizontal bars, the most frequent first, at most ``max_bars`` (a line says how many
+    of how many are shown when some are left out, also when long labels leave no room).
+    Each label sits on its own line above its bar, so long option names keep the whole
+    width; each bar ends with its count and, where the ``new`` column says so, how many of
+    them arrived since the last digest: "48 (+5)". An empty frame (or only zeros) gives a
+    chart that says "Sin respuestas todavía"."""
     page = _Page(title, subtitle, footer)
     if frame.empty or label not in frame or _numbers(frame, value).sum() <= 0:
         page.empty()
@@ -504,39 +505,12 @@ def bars_figure(
     return page.fig
 
 
-def bars(
-    frame: pd.DataFrame,
-    *,
-    title: str,
-    subtitle: str,
-    footer: str,
-    value: str = "n",
-    label: str = "label",
-    new: str | None = "new",
-    max_bars: int = 10,
-) -> bytes:
-    """Horizontal bars, the most frequent first, at most ``max_bars`` (a line says how many
-    of how many are shown when some are left out, also when long labels leave no room).
-    Each label sits on its own line above its bar, so long option names keep the whole
-    width; each bar ends with its count and, where the ``new`` column says so, how many of
-    them arrived since the last digest: "48 (+5)". An empty frame (or only zeros) gives a
-    chart that says "Sin respuestas todavía"."""
-    return png(
-        bars_figure(
-            frame,
-            title=title,
-            subtitle=subtitle,
-            footer=footer,
-            value=value,
-            label=label,
-            new=new,
-            max_bars=max_bars,
-        )
-    )
-
-
-def participation_figure(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> Figure:
-    """See :func:`participation`."""
+def participation(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> Figure:
+    """Participants per place in the frame's order (the provinces' order: keep it, a reader
+    looks for their comuna where it always is). Index: the places' names (an empty one is
+    shown as "Sin indicar"); columns ``citizens`` and ``municipal``, stacked as "Ciudadanía"
+    and "Contactos municipales". Every row shows its count, "0" included, so that a silent
+    comuna stands out; a row with municipal contacts reads "12 + 3"."""
     page = _Page(title, subtitle, footer)
     if frame.empty:
         page.empty()
@@ -570,17 +544,12 @@ def participation_figure(frame: pd.DataFrame, *, title: str, subtitle: str, foot
     return page.fig
 
 
-def participation(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> bytes:
-    """Participants per place in the frame's order (the provinces' order: keep it, a reader
-    looks for their comuna where it always is). Index: the places' names (an empty one is
-    shown as "Sin indicar"); columns ``citizens`` and ``municipal``, stacked as "Ciudadanía"
-    and "Contactos municipales". Every row shows its count, "0" included, so that a silent
-    comuna stands out; a row with municipal contacts reads "12 + 3"."""
-    return png(participation_figure(frame, title=title, subtitle=subtitle, footer=footer))
-
-
-def systems_figure(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> Figure:
-    """See :func:`systems`."""
+def systems(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> Figure:
+    """The six systems of the regional strategy in the free-text changes: one block of bars
+    per question (rows of the frame: questions; columns: the systems, in the order to show),
+    two blocks side by side when there are more than two questions. All blocks share one
+    scale, so bar lengths compare across questions, and every bar, zeros included, shows its
+    count. An empty frame (or only zeros): "Sin respuestas todavía"."""
     page = _Page(title, subtitle, footer)
     numbers = frame.apply(pd.to_numeric, errors="coerce").fillna(0.0).clip(lower=0.0)
     if numbers.empty or float(numbers.to_numpy().sum()) <= 0:
@@ -619,15 +588,6 @@ def systems_figure(frame: pd.DataFrame, *, title: str, subtitle: str, footer: st
     return page.fig
 
 
-def systems(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> bytes:
-    """The six systems of the regional strategy in the free-text changes: one block of bars
-    per question (rows of the frame: questions; columns: the systems, in the order to show),
-    two blocks side by side when there are more than two questions. All blocks share one
-    scale, so bar lengths compare across questions, and every bar, zeros included, shows its
-    count. An empty frame (or only zeros): "Sin respuestas todavía"."""
-    return png(systems_figure(frame, title=title, subtitle=subtitle, footer=footer))
-
-
 DEFAULT_SCALE = ("Sí", "En parte", "No")
 
 
@@ -638,7 +598,7 @@ def _verdicts(scale: Sequence[str]) -> list[tuple[str, str, str]]:
     return [("yes", BLUE, scale[0]), ("partly", SKY_BLUE, scale[1]), ("no", VERMILLION, scale[2])]
 
 
-def feasibility_figure(
+def feasibility(
     frame: pd.DataFrame,
     *,
     title: str,
@@ -647,7 +607,23 @@ def feasibility_figure(
     max_rows: int = 8,
     scale: Sequence[str] = DEFAULT_SCALE,
 ) -> Figure:
-    """See :func:`feasibility`."""
+    """Desirability against feasibility: one row per change, the most chosen first (at most
+    ``max_rows``, and a line says how many of how many when some are left out), each a
+    bar split into the shares of "Sí", "En parte" and "No" to "¿es posible?", with the
+    percentages written in, and "eligen N · opinan M" beside its name.
+
+    Why not a scatter (how many chose it × how feasible it is judged)? On a phone its point
+    labels collide as soon as a dozen changes with long names are on it, and the reader has
+    to decode position, size and a made-up "factibilidad" score. Rows in order of
+    desirability answer the same question (are the wanted changes thought possible?) with
+    plain words and exact numbers, and the three-part bar keeps "en parte" visible instead of
+    folding it into a score.
+
+    Columns: ``label``; ``chosen`` (how many chose it as desirable); ``possible`` and
+    ``partial`` (shares 0..1 judging it "sí" and "en parte"; the rest is "no"); ``judged``
+    (how many judged it). ``scale``: the names of the parts, from the consultation's
+    verdicts (two names: two parts, "possible" and "not possible"). Empty: "Sin respuestas
+    todavía"."""
     verdicts = _verdicts(scale)
     page = _Page(title, subtitle, footer)
     if frame.empty or "label" not in frame:
@@ -719,32 +695,3 @@ def feasibility_figure(
                 )
             left += w
     return page.fig
-
-
-def feasibility(
-    frame: pd.DataFrame,
-    *,
-    title: str,
-    subtitle: str,
-    footer: str,
-    scale: Sequence[str] = DEFAULT_SCALE,
-) -> bytes:
-    """Desirability against feasibility: one row per change, the most chosen first, each a
-    bar split into the shares of "Sí", "En parte" and "No" to "¿es posible?", with the
-    percentages written in, and "eligen N · opinan M" beside its name.
-
-    Why not a scatter (how many chose it × how feasible it is judged)? On a phone its point
-    labels collide as soon as a dozen changes with long names are on it, and the reader has
-    to decode position, size and a made-up "factibilidad" score. Rows in order of
-    desirability answer the same question (are the wanted changes thought possible?) with
-    plain words and exact numbers, and the three-part bar keeps "en parte" visible instead of
-    folding it into a score.
-
-    Columns: ``label``; ``chosen`` (how many chose it as desirable); ``possible`` and
-    ``partial`` (shares 0..1 judging it "sí" and "en parte"; the rest is "no"); ``judged``
-    (how many judged it). ``scale``: the names of the parts, from the consultation's
-    verdicts (two names: two parts, "possible" and "not possible"). Empty: "Sin respuestas
-    todavía"."""
-    return png(
-        feasibility_figure(frame, title=title, subtitle=subtitle, footer=footer, scale=scale)
-    )

@@ -134,6 +134,29 @@ class Digest:
                 directory / "digest.md"]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What the digest's text, tables and charts are made from: the consultation, the
+    counts of the period, the words that label them, and each desirable question's changes
+    (``changes_of``)."""
+
+    definition: Definition
+    counts: aggregate.Counts
+    words: Words
+    changes: dict[str, list[Change]]
+
+    @classmethod
+    def of(
+        cls,
+        definition: Definition,
+        counts: aggregate.Counts,
+        themes: dict[str, list[Change]] | None = None,
+    ) -> Tally:
+        """The tally of ``counts``, the ``themes`` of free texts among the changes."""
+        words = Words(definition)
+        return cls(definition, counts, words, changes_of(definition, counts, words, themes))
+
+
 def build(
     session: Session,
     definition: Definition,
@@ -149,9 +172,9 @@ def build(
     end of the previous digest, None if there was none. Rehearsal participants count only
     with ``rehearsals``."""
     counts = aggregate.count(session, since=since, until=until, rehearsals=rehearsals)
-    words = Words(definition)
     theme_list = themes_of(session, definition, until, rehearsals) if themes else {}
-    changes = changes_of(definition, counts, words, theme_list)
+    tally = Tally.of(definition, counts, theme_list)
+    words = tally.words
     c = definition.consultation
     local = until.astimezone(zone)
     title = f"Resumen de la consulta «{c.title}»"
@@ -163,25 +186,24 @@ def build(
     period += f" ({disclosure.NOTE})"
     answers_new = int(counts.options["new"].sum())
     has_news = since is None or new > 0 or answers_new > 0
-    table = result_table(definition, counts, words, changes)
-    public_table = result_table(definition, counts, words, changes, least=disclosure.MIN_PEOPLE)
-    profile, unbroken = _profile(definition, counts, words)
-    summary = _summary(definition, counts, words, changes, since is not None)
+    table = result_table(tally)
+    public_table = result_table(tally, least=disclosure.MIN_PEOPLE)
+    profile, unbroken = _profile(tally)
+    summary = _summary(tally, since is not None)
     if unbroken:
         summary += (
             f"\nEdad y género por comuna: en el XLSX; sin desglose (menos de "
             f"{aggregate.MIN_GROUP} participantes): " + ", ".join(unbroken) + "."
         )
-    public = _summary(definition, counts, words, changes, False, verbatim=False,
-                      least=disclosure.MIN_PEOPLE)  # fmt: skip
+    public = _summary(tally, False, verbatim=False, least=disclosure.MIN_PEOPLE)
     by_comuna = aggregate.participation_by_comuna(counts, [o.id for o in c.profile.comunas()])
     by_comuna = by_comuna.map(people)
     by_comuna.index = pd.Index([words.comuna(x) for x in by_comuna.index])
     images: tuple[Image, ...] = ()
     if charts and has_news:
         footer = f"{c.id} · {local:%d-%m-%Y}"
-        images = _charts(definition, counts, words, changes, by_comuna, period, footer)
-    found = tuple(ch for q in changes.values() for ch in q if ch.theme)
+        images = _charts(tally, by_comuna, period, footer)
+    found = tuple(ch for q in tally.changes.values() for ch in q if ch.theme)
     return Digest(title, period, has_news, summary, public, table, public_table, images,
                   found, profile, by_comuna)  # fmt: skip
 
@@ -229,23 +251,16 @@ def changes_of(
     return found
 
 
-def result_table(
-    definition: Definition,
-    counts: aggregate.Counts,
-    words: Words,
-    changes: dict[str, list[Change]],
-    *,
-    least: int = 1,
-) -> pd.DataFrame:
+def result_table(tally: Tally, *, least: int = 1) -> pd.DataFrame:
     """The workshop's table: per question, the desirable changes (options and themes, most
     people first, with how many) and the possible ones (judged possible by at least half of
     those who judged them). ``least``: changes of fewer people are left out."""
     rows = []
-    for q in definition.consultation.questions:
+    for q in tally.definition.consultation.questions:
         if q.kind == "agreement":
-            rows.append([q.number, _agreement(q, counts, words, "; ") or "—", ""])
+            rows.append([q.number, _agreement(q, tally, "; ") or "—", ""])
         elif q.kind == "desirable":
-            shown = [ch for ch in changes.get(q.id, []) if ch.people >= least]
+            shown = [ch for ch in tally.changes.get(q.id, []) if ch.people >= least]
             desirable = "\n".join(f"{ch.name} ({people(ch.people)})" for ch in shown)
             feasible = sorted(
                 (ch for ch in shown if _possible(ch)), key=lambda ch: -ch.possible / ch.judged
@@ -255,7 +270,7 @@ def result_table(
                 for ch in feasible
             )
             rows.append([q.number, desirable or "—", possible or "—"])
-    return pd.DataFrame(rows, columns=words.result_columns())
+    return pd.DataFrame(rows, columns=tally.words.result_columns())
 
 
 def _possible(change: Change) -> bool:
@@ -263,11 +278,12 @@ def _possible(change: Change) -> bool:
     return share is not None and share >= 0.5
 
 
-def _agreement(q: Question, counts: aggregate.Counts, words: Words, sep: str) -> str:
-    dist = counts.options[counts.options["question"] == q.id]
+def _agreement(q: Question, tally: Tally, sep: str) -> str:
+    options = tally.counts.options
+    dist = options[options["question"] == q.id]
     total = int(dist["n"].sum())
     return sep.join(
-        f"{words.option(q.id, o)}: {disclosure.percent(n, total)}" for o, n in _ranked(dist)
+        f"{tally.words.option(q.id, o)}: {disclosure.percent(n, total)}" for o, n in _ranked(dist)
     )
 
 
@@ -277,16 +293,15 @@ def _ranked(frame: pd.DataFrame) -> list[tuple[str, int]]:
     return [(str(o), int(n)) for o, n in zip(ordered["option"], ordered["n"], strict=True)]
 
 
-def _profile(
-    definition: Definition, counts: aggregate.Counts, words: Words
-) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def _profile(tally: Tally) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """The age and gender breakdowns as labelled tables, and the comunas left out."""
-    p = definition.consultation.profile
+    p = tally.definition.consultation.profile
+    words = tally.words
     comunas = [o.id for o in p.comunas() if o.id != p.outside.id]
     tables: dict[str, pd.DataFrame] = {}
     small: list[str] = []
     for name, by, options in (("Edad", "age_band", p.age_bands), ("Género", "gender", p.genders)):
-        table, small = aggregate.breakdown(counts, by, comunas, [p.outside.id, ""])
+        table, small = aggregate.breakdown(tally.counts, by, comunas, [p.outside.id, ""])
         names = {o.id: o.label for o in options} | {aggregate.NOT_GIVEN: "Sin indicar"}
         order = [c for c in [*names] if c in table.columns]
         shown = table.reindex(columns=order)
@@ -352,20 +367,11 @@ def themes_of(
     return found
 
 
-def _summary(
-    definition: Definition,
-    counts: aggregate.Counts,
-    words: Words,
-    changes: dict[str, list[Change]],
-    with_new: bool,
-    *,
-    verbatim: bool = True,
-    least: int = 1,
-) -> str:
+def _summary(tally: Tally, with_new: bool, *, verbatim: bool = True, least: int = 1) -> str:
     """The text summary; with ``least``, changes and themes named by fewer people are left
     out (what participants see)."""
-    c = definition.consultation
-    p = counts.participation
+    c = tally.definition.consultation
+    p = tally.counts.participation
     consented, finished = int(p["consented"].sum()), int(p["finished"].sum())
     municipal = int(p[p["role"] == "municipal"]["consented"].sum())
     lines = [
@@ -381,10 +387,10 @@ def _summary(
         lines.append("Comunas sin participantes: " + ", ".join(silent) + ".")
     for q in c.questions:
         if q.kind == "agreement":
-            shares = _agreement(q, counts, words, ", ")
+            shares = _agreement(q, tally, ", ")
             lines.append(f"Pregunta {q.number}: " + (shares or "sin respuestas") + ".")
         elif q.kind == "desirable":
-            top = [ch for ch in changes.get(q.id, []) if ch.people >= least][:4]
+            top = [ch for ch in tally.changes.get(q.id, []) if ch.people >= least][:4]
             parts = []
             for ch in top:
                 news = f", +{people(ch.new)}" if with_new and ch.new else ""
@@ -402,23 +408,15 @@ def _clip(text: str, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _charts(
-    definition: Definition,
-    counts: aggregate.Counts,
-    words: Words,
-    changes: dict[str, list[Change]],
-    by_comuna: pd.DataFrame,
-    period: str,
-    footer: str,
-) -> tuple[Image, ...]:
+def _charts(tally: Tally, by_comuna: pd.DataFrame, period: str, footer: str) -> tuple[Image, ...]:
     from reports import charts
 
-    c = definition.consultation
+    counts, words = tally.counts, tally.words
+    c = tally.definition.consultation
     style = _Style(subtitle=period, footer=footer)
     title = "Participación por comuna"
-    images = [
-        Image("participacion.png", title, charts.participation(by_comuna, title=title, **style))
-    ]
+    chart = charts.participation(by_comuna, title=title, **style)
+    images = [Image("participacion.png", title, charts.png(chart))]
     with_new = counts.since is not None
     for q in c.questions:
         if q.kind == "agreement":
@@ -430,7 +428,7 @@ def _charts(
             })  # fmt: skip
             title = f"Pregunta {q.number}: respuestas — {q.title}"
         elif q.kind == "desirable":
-            listed = changes.get(q.id, [])
+            listed = tally.changes.get(q.id, [])
             frame = pd.DataFrame({
                 "label": [ch.name for ch in listed],
                 "n": [people(ch.people) for ch in listed],
@@ -439,9 +437,9 @@ def _charts(
             title = f"Pregunta {q.number}: cambios deseables (opciones y temas) — {q.title}"
         else:
             continue
-        png = charts.bars(frame, title=title, **style)
-        images.append(Image(f"pregunta_{q.id}.png", f"Pregunta {q.number}", png))
-    desirable = [q.id for q in _desirable(definition)]
+        chart = charts.bars(frame, title=title, **style)
+        images.append(Image(f"pregunta_{q.id}.png", f"Pregunta {q.number}", charts.png(chart)))
+    desirable = [q.id for q in _desirable(tally.definition)]
     systems = counts.systems[counts.systems["question"].isin(desirable)]
     systems = systems.assign(
         question=[f"Pregunta {words.number(x)}" for x in systems["question"]],
@@ -449,13 +447,14 @@ def _charts(
         n=[people(n) for n in systems["n"]],
     ).pivot_table(index="question", columns="system", values="n", aggfunc="sum", fill_value=0)
     title = "Cambios escritos por sistema de la Estrategia Regional"
-    images.append(Image("sistemas.png", title, charts.systems(systems, title=title, **style)))
-    feasibility = _feasibility(definition)
+    chart = charts.systems(systems, title=title, **style)
+    images.append(Image("sistemas.png", title, charts.png(chart)))
+    feasibility = _feasibility(tally.definition)
     if feasibility is not None:
         title = f"¿Qué cambios deseables son posibles? — {feasibility.title}"
-        frame = _feasibility_frame(changes)
-        png = charts.feasibility(frame, title=title, scale=words.scale(), **style)
-        images.append(Image("deseable_vs_posible.png", title, png))
+        frame = _feasibility_frame(tally.changes)
+        chart = charts.feasibility(frame, title=title, scale=words.scale(), **style)
+        images.append(Image("deseable_vs_posible.png", title, charts.png(chart)))
     return tuple(images)
 
 

@@ -17,7 +17,7 @@ from telegram.constants import ChatType
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot.adapter.context import conversation, outbox, results, settings
-from bot.services import digests, organisers, reminders
+from bot.services import organisers, reminders, reporting
 from flows.events import Reply
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,9 @@ async def on_digest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/digest: the full digest now, to the organiser who asked."""
     if not _organiser(update, context):
         return await _refuse(update, context)
-    digest = await digests.on_request(conversation(context), settings(context))
+    digest = await reporting.on_request(conversation(context), settings(context))
     assert update.effective_chat is not None
-    await digests.send(outbox(context), update.effective_chat.id, digest)
+    await reporting.send(outbox(context), update.effective_chat.id, digest)
 
 
 @once
@@ -113,8 +113,8 @@ async def on_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """/resumen: the digest's text summary alone."""
     if not _organiser(update, context):
         return await _refuse(update, context)
-    digest = await digests.on_request(conversation(context), settings(context), charts=False)
-    await _reply(update, context, digests.summary_text(digest))
+    digest = await reporting.on_request(conversation(context), settings(context), charts=False)
+    await _reply(update, context, reporting.summary_text(digest))
 
 
 @once
@@ -122,7 +122,7 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/exportar: the full pseudonymous export, as a CSV document."""
     if not _organiser(update, context):
         return await _refuse(update, context)
-    document = await digests.export(conversation(context), settings(context))
+    document = await reporting.export(conversation(context), settings(context))
     assert update.effective_chat is not None
     await outbox(context).send_document(update.effective_chat.id, document)
 

@@ -10,7 +10,7 @@ from telegram.ext import Application, ContextTypes
 from bot.adapter.sending import TelegramOutbox
 from bot.infra.config import Settings
 from bot.services.conversation import Conversation
-from bot.services.digests import PublicResults
+from bot.services.reporting import PublicResults
 
 _KEY = "consulta"
 Source = Application | ContextTypes.DEFAULT_TYPE

@@ -1,7 +1,7 @@
 """A simulated consultation, to see what Consulta does before having a bot token
 (``consulta demo``).
 
-Simulated people talk to the real engine through ``Conversation.handle``: they press only
+Simulated people talk to the real engine through ``Conversation.apply_sync``: they press only
 buttons that the replies they just received offered, and type plausible answers drawn from
 a bank of Spanish texts in recognisable themes (the workshop deck's: agua, energía, el
 corredor bioceánico, Perú, salud, becas, turismo, municipios, exportaciones, identidad).
@@ -389,7 +389,7 @@ def simulate(
     while queue:
         now, i = heapq.heappop(queue)
         person = people[i]
-        result = sim.handle(person.external_id, person.pending)
+        result = sim.apply_sync(person.external_id, person.pending)
         events += 1
         person.events += 1
         for record in result.records if result else ():

@@ -270,7 +270,7 @@ def chat(
     settings = load_settings()
     conv = open_conversation(settings, channel=rehearsals.CHANNEL)
     buttons: list[Button] = []
-    buttons = _show(conv.handle(participant, Start()), buttons)
+    buttons = _show(conv.apply_sync(participant, Start()), buttons)
     log_file = record.open("a", encoding="utf-8") if record else None
     for line in sys.stdin if not sys.stdin.isatty() else iter(lambda: input("> "), None):
         line = line.rstrip("\n")
@@ -278,7 +278,7 @@ def chat(
         if log_file:
             log_file.write(json.dumps({"input": line}, ensure_ascii=False) + "\n")
         answer = _beside_the_conversation(conv, settings, participant, event)
-        result = Step(None, (Reply(answer),)) if answer else conv.handle(participant, event)
+        result = Step(None, (Reply(answer),)) if answer else conv.apply_sync(participant, event)
         buttons = _show(result, buttons)
     if log_file:
         log_file.close()
@@ -289,12 +289,12 @@ def _beside_the_conversation(
 ) -> str | None:
     """The commands that the Telegram adapter answers beside the conversation (the ones
     /ayuda lists), answered here with the same services and texts."""
-    from bot.services import digests, reminders
+    from bot.services import reminders, reporting
 
     if not isinstance(event, Command):
         return None
     if event.name == "resultados":
-        return asyncio.run(digests.PublicResults().text(conv, settings, participant))
+        return asyncio.run(reporting.PublicResults().text(conv, settings, participant))
     if event.name in ("no_avisar", "no_recordar"):
         return reminders.stop(conv, participant)
     return None

@@ -15,7 +15,7 @@ from datetime import datetime
 from apscheduler.schedulers.base import BaseScheduler
 
 from bot.infra.config import Settings
-from bot.services import closing_time, digests, jobs
+from bot.services import closing_time, jobs, reporting
 from bot.services.conversation import Conversation
 from bot.services.errors import NotDelivered, Unreachable
 from bot.services.outbox import Outbox
@@ -67,13 +67,13 @@ async def run_once(outbox: Outbox, conv: Conversation, settings: Settings,
         due = closing.recipients(session, conv.channel) if moment is not None else []
     if moment is None or not due:  # the digest is built only when someone is due
         return 0
-    digest = await asyncio.to_thread(digests.build, conv, settings, since=None, until=moment,
+    digest = await asyncio.to_thread(reporting.build, conv, settings, since=None, until=moment,
                                      charts=False)  # fmt: skip
     d = conv.definition
     header = d.messages.final_summary.format(
         title=d.consultation.title, date=f"{closing_time.last_day(moment, settings.zone):%d-%m-%Y}"
     )
-    text = f"{header}\n\n{digests.public_results(conv, digest)}"
+    text = f"{header}\n\n{reporting.public_results(conv, digest)}"
     return await send_final_summaries(outbox, conv, due, text, now)
 
 

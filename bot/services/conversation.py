@@ -123,10 +123,10 @@ class Conversation:
     async def apply(
         self, external_id: str, event: Event, update_id: int | None = None
     ) -> Step | None:
-        """``handle`` from the event loop, without blocking it on a database server."""
+        """``apply_sync`` from the event loop, without blocking it on a database server."""
         server = self._server_sessions()
         if server is None:
-            return self.handle(external_id, event, update_id)
+            return self.apply_sync(external_id, event, update_id)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with server.begin() as session:
@@ -147,8 +147,12 @@ class Conversation:
             self._server = async_sessionmaker(engine, expire_on_commit=False)
         return self._server
 
-    def handle(self, external_id: str, event: Event, update_id: int | None = None) -> Step | None:
-        """Apply ``event``; None when ``update_id`` was already applied (a redelivery).
+    def apply_sync(
+        self, external_id: str, event: Event, update_id: int | None = None
+    ) -> Step | None:
+        """Apply ``event``, blocking until it is committed (for code outside the event loop:
+        the command line, the demo, tests; ``apply`` is the same from the event loop). None
+        when ``update_id`` was already applied (a redelivery).
 
         The replies in the returned step are to be sent after this returns, i.e. after the
         commit: a crash before sending loses a reply, never an answer.

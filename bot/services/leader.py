@@ -46,7 +46,7 @@ from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
 from bot.infra.config import Settings
-from bot.services import closing, digests, housekeeping, jobs, reminders
+from bot.services import closing, housekeeping, jobs, reminders, reporting
 from bot.services.conversation import Conversation
 from bot.services.outbox import Outbox
 from storage import normalise_url
@@ -117,7 +117,7 @@ class Leadership:
         try:
             scheduler.start(paused=True)
             reminders.schedule(scheduler, outbox, conv, self.policy)
-            digests.schedule(scheduler, outbox, conv, self.settings)
+            reporting.schedule(scheduler, outbox, conv, self.settings)
             closing.schedule(scheduler, outbox, conv, self.settings)
             housekeeping.schedule(scheduler, conv)
             scheduler.resume()

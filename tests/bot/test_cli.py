@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bot.services.digests import MIN_FINISHED_FOR_RESULTS
+from bot.services.reporting import MIN_FINISHED_FOR_RESULTS
 from flows import load
 from flows.definition import bundled_path
 

@@ -22,12 +22,12 @@ def test_a_dead_pooled_connection_is_replaced(
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no server connection to lose")
     conv = Conversation(load(), sessions)
-    assert conv.handle("7", Start(), update_id=1) is not None  # the pool now holds a connection
+    assert conv.apply_sync("7", Start(), update_id=1) is not None  # the pool now holds a connection
     with engine.connect() as conn:
         pooled = conn.scalar(text("SELECT pg_backend_pid()"))
     with engine.pool._creator() as killer:  # type: ignore[attr-defined]  # outside the pool
         killer.execute("SELECT pg_terminate_backend(%s)", (pooled,))
-    step = conv.handle("7", Start(), update_id=2)
+    step = conv.apply_sync("7", Start(), update_id=2)
     assert step is not None and step.replies
     with sessions() as session:
         ids = set(session.scalars(select(ProcessedUpdate.update_id)))

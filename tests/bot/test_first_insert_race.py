@@ -28,7 +28,7 @@ def racing(other: Conversation) -> Callable[[], str]:
 
     def code() -> str:
         if not calls:
-            other.handle(ACCOUNT, Choice(Consent(True).encode()), update_id=2)
+            other.apply_sync(ACCOUNT, Choice(Consent(True).encode()), update_id=2)
         calls.append(1)
         return new_code()
 
@@ -48,7 +48,7 @@ def test_a_first_insert_that_lost_the_race_is_applied_again(
     defn = load()
     first = Conversation(defn, sessions)
     first.codes = racing(Conversation(defn, sessions))
-    step = first.handle(ACCOUNT, Choice(Consent(True).encode()), update_id=1)
+    step = first.apply_sync(ACCOUNT, Choice(Consent(True).encode()), update_id=1)
     assert step is not None  # applied again on the stored participant, not an error
     assert stored(sessions) == (1, [1, 2])
 
@@ -70,7 +70,7 @@ def test_a_conflict_that_does_not_go_away_fails_the_update(
     """A bug (the same code every time) is not retried forever: it fails the update."""
     defn = load()
     conv = Conversation(defn, sessions, codes=lambda: "SAMECODE")
-    assert conv.handle("1", Choice(Consent(True).encode()), update_id=1) is not None
+    assert conv.apply_sync("1", Choice(Consent(True).encode()), update_id=1) is not None
     with pytest.raises(RuntimeError, match="kept changing"):
-        conv.handle("2", Choice(Consent(True).encode()), update_id=2)
+        conv.apply_sync("2", Choice(Consent(True).encode()), update_id=2)
     assert stored(sessions) == (1, [1])

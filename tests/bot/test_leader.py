@@ -18,7 +18,7 @@ from bot.adapter import context as running
 from bot.adapter.app import build_application
 from bot.adapter.sending import TelegramOutbox
 from bot.infra.config import Settings
-from bot.services import digests, leader
+from bot.services import leader, reporting
 from bot.services.conversation import Conversation
 from flows import load
 from tests.helpers.botapi import BotApiStandIn
@@ -87,7 +87,7 @@ async def test_a_leader_that_loses_its_session_stops_its_scheduler(
         await until(lambda: first.leading, api)
         assert first.scheduler is not None
         next_digest = datetime.now(UTC) + timedelta(hours=5)
-        first.scheduler.modify_job(digests.JOB_ID, next_run_time=next_digest)
+        first.scheduler.modify_job(reporting.JOB_ID, next_run_time=next_digest)
         async with leader.leadership(*role_of(apps[1]), config, retry=RETRY) as second:
             await asyncio.sleep(2 * RETRY)
             assert not second.leading
@@ -107,7 +107,7 @@ async def test_a_leader_that_loses_its_session_stops_its_scheduler(
                 admin.dispose()
             await until(lambda: not first.leading and second.leading, api)
             assert second.scheduler is not None
-            job = second.scheduler.get_job(digests.JOB_ID)
+            job = second.scheduler.get_job(reporting.JOB_ID)
             assert job is not None and job.next_run_time == next_digest  # not recomputed
             await asyncio.sleep(4 * RETRY)
             assert not first.leading and first.terms == 1  # a standby now, not a rival

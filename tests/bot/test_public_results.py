@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.infra.config import Settings
 from bot.services import closing_time
 from bot.services.conversation import Conversation
-from bot.services.digests import PublicResults
+from bot.services.reporting import PublicResults
 from flows import load
 from flows.buttons import Consent
 from flows.events import Choice, Text
@@ -31,8 +31,8 @@ class Clock:
 
 def finish(conv: Conversation, account: str, update_id: int) -> None:
     """A participant who consented and answered, marked finished."""
-    conv.handle(account, Choice(Consent(True).encode()), update_id=update_id)
-    conv.handle(account, Text("Más intercambio con Argentina"), update_id=update_id + 1)
+    conv.apply_sync(account, Choice(Consent(True).encode()), update_id=update_id)
+    conv.apply_sync(account, Text("Más intercambio con Argentina"), update_id=update_id + 1)
     with conv.sessions.begin() as s:
         s.execute(update(Participant).where(Participant.external_id == account)
                   .values(finished_at=conv.clock()))  # fmt: skip

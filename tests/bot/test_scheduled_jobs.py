@@ -9,7 +9,7 @@ from sqlalchemy import inspect, select
 
 from bot.adapter.app import build_application
 from bot.adapter.sending import TelegramOutbox
-from bot.services import digests, reminders
+from bot.services import reminders, reporting
 from bot.services.leader import build_scheduler, leadership
 from storage.models import ScheduledJob
 from tests.helpers.databases import SQLITE_ONLY
@@ -28,7 +28,7 @@ async def test_the_database_holds_job_ids_and_times_only(running: RunningBot) ->
             assert "BLOB" not in str(column["type"]) and "BYTEA" not in str(column["type"])
     with running.conversation.sessions() as s:
         stored = {row.job_id: row.next_run_at for row in s.scalars(select(ScheduledJob))}
-    assert {reminders.JOB_ID, digests.JOB_ID} <= set(stored)
+    assert {reminders.JOB_ID, reporting.JOB_ID} <= set(stored)
 
 
 @SQLITE_ONLY  # what is loaded does not depend on the database; no election to wait for

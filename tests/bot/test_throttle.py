@@ -29,17 +29,17 @@ def test_replicas_share_the_throttle_and_a_restart_keeps_it(
     one, two = (Conversation(defn, sessions, clock=lambda: now) for _ in range(2))
     for n in range(5):  # alternately on two replicas
         replica = (one, two)[n % 2]
-        step = replica.handle(ACCOUNT, Start(invitations.new_token()), update_id=n + 1)
+        step = replica.apply_sync(ACCOUNT, Start(invitations.new_token()), update_id=n + 1)
         assert step is not None and step.replies[0].text == m.invitation_unknown
 
     restarted = Conversation(defn, sessions, clock=lambda: now)
     for replica, update_id in ((one, 10), (two, 11), (restarted, 12)):
-        step = replica.handle(ACCOUNT, Start(token), update_id=update_id)
+        step = replica.apply_sync(ACCOUNT, Start(token), update_id=update_id)
         assert step is not None and step.replies[0].text == m.invitation_throttled
 
     later = now + restarted.throttle.window + timedelta(seconds=1)
     restarted.clock = lambda: later
-    step = restarted.handle(ACCOUNT, Start(token), update_id=13)
+    step = restarted.apply_sync(ACCOUNT, Start(token), update_id=13)
     assert step is not None and step.replies[0].text.startswith("Bienvenido/a, Ana Rojas")
     with sessions.begin() as s:
         assert invitations.forget_bad_tokens(s, later - restarted.throttle.window) == 5

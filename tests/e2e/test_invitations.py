@@ -324,7 +324,7 @@ def press_together(
 
     def press(who: str, update_id: int) -> None:
         barrier.wait()
-        result = conv.handle(who, Choice(f"c:y:{token}"), update_id)
+        result = conv.apply_sync(who, Choice(f"c:y:{token}"), update_id)
         replies[who] = [r.text for r in result.replies] if result else []
 
     threads = [

@@ -64,7 +64,7 @@ def counts(engine: Engine) -> tuple[aggregate.Counts, aggregate.Counts]:
     for who, events in PEOPLE.items():
         clock["now"] = T0 + timedelta(hours=2 if who == "3" else 0)
         for event in events:
-            conv.handle(who, event)
+            conv.apply_sync(who, event)
     with conv.sessions() as s:
         until = T0 + timedelta(hours=3)
         return (
@@ -136,7 +136,7 @@ def played(engine: Engine, people: list[list[Event]]) -> Conversation:
     conv = Conversation(load(), storage.make_sessions(engine), clock=lambda: T0)
     for who, events in enumerate(people):
         for event in events:
-            conv.handle(str(who), event)
+            conv.apply_sync(str(who), event)
     return conv
 
 
@@ -215,11 +215,9 @@ def test_the_participants_table_leaves_out_changes_named_by_fewer_than_five(coun
 
     everything, _ = counts
     definition = load()
-    words = digest.Words(definition)
-    changes = digest.changes_of(definition, everything, words)
-    full = digest.result_table(definition, everything, words, changes).set_index("Pregunta Nº")
-    public = digest.result_table(definition, everything, words, changes, least=5)
-    public = public.set_index("Pregunta Nº")
+    tally = digest.Tally.of(definition, everything)
+    full = digest.result_table(tally).set_index("Pregunta Nº")
+    public = digest.result_table(tally, least=5).set_index("Pregunta Nº")
     assert "Perú (5)" in full.loc["1", "Cambios deseables al 2020"]  # 3 people, rounded
     assert public.loc["1", "Cambios deseables al 2020"] == "—"
     assert public.loc["1", "Cambios posibles al 2020"] == "—"
@@ -232,8 +230,8 @@ def test_rehearsals_count_only_when_asked(engine: Engine) -> None:
     real = Conversation(load(), sessions, clock=lambda: T0)
     rehearsal = Conversation(load(), sessions, clock=lambda: T0, channel=rehearsals.CHANNEL)
     for event in PEOPLE["1"]:
-        real.handle("1", event)
-        rehearsal.handle("1", event)
+        real.apply_sync("1", event)
+        rehearsal.apply_sync("1", event)
     with sessions() as s:
         until = T0 + timedelta(hours=1)
         without = aggregate.count(s, since=None, until=until)

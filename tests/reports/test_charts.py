@@ -100,12 +100,11 @@ def judged() -> pd.DataFrame:
 
 
 Builder = Callable[..., Figure]
-Renderer = Callable[..., bytes]
-CASES: list[tuple[str, Renderer, Builder, Callable[[], pd.DataFrame]]] = [
-    ("bars", charts.bars, charts.bars_figure, options),
-    ("participation", charts.participation, charts.participation_figure, comunas),
-    ("systems", charts.systems, charts.systems_figure, by_system),
-    ("feasibility", charts.feasibility, charts.feasibility_figure, judged),
+CASES: list[tuple[str, Builder, Callable[[], pd.DataFrame]]] = [
+    ("bars", charts.bars, options),
+    ("participation", charts.participation, comunas),
+    ("systems", charts.systems, by_system),
+    ("feasibility", charts.feasibility, judged),
 ]
 EMPTIES: dict[str, pd.DataFrame] = {
     "bars": pd.DataFrame(columns=["label", "n", "new"]),
@@ -115,8 +114,13 @@ EMPTIES: dict[str, pd.DataFrame] = {
 }
 
 
-def make(fn: Callable[..., Any], frame: pd.DataFrame, title: str = "Título", **kw: Any) -> Any:
-    return fn(frame, title=title, subtitle=SUBTITLE, footer=FOOTER, **kw)
+def make(build: Builder, frame: pd.DataFrame, title: str = "Título", **kw: Any) -> Figure:
+    return build(frame, title=title, subtitle=SUBTITLE, footer=FOOTER, **kw)
+
+
+def render(build: Builder, frame: pd.DataFrame, title: str = "Título", **kw: Any) -> bytes:
+    """The chart as the digest sends it: PNG bytes."""
+    return charts.png(make(build, frame, title, **kw))
 
 
 def texts(fig: Figure) -> list[Text]:
@@ -172,7 +176,7 @@ def assert_readable(fig: Figure, *, text_on_bars: set[str] = frozenset()) -> Non
 @pytest.fixture(scope="module")
 def images() -> dict[str, bytes]:
     """Each chart of the realistic data, drawn once for the tests that only read the PNG."""
-    return {name: make(render, data()) for name, render, _, data in CASES}
+    return {name: render(build, data()) for name, build, data in CASES}
 
 
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
@@ -188,19 +192,19 @@ def test_a_png_of_the_promised_size(name: str, images: dict[str, bytes]) -> None
 
 
 def test_same_input_same_bytes_even_from_threads(images: dict[str, bytes]) -> None:
-    def draw(case: tuple[str, Renderer, Builder, Callable[[], pd.DataFrame]]) -> bytes:
-        _, render, _, data = case
-        return make(render, data())
+    def draw(case: tuple[str, Builder, Callable[[], pd.DataFrame]]) -> bytes:
+        _, build, data = case
+        return render(build, data())
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         again = list(pool.map(draw, CASES))
     assert again == [images[name] for name, *_ in CASES]
-    assert make(charts.bars, options(), title="Otro título") != images["bars"]
+    assert render(charts.bars, options(), title="Otro título") != images["bars"]
 
 
-@pytest.mark.parametrize(("name", "render", "build", "data"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "build", "data"), CASES, ids=[c[0] for c in CASES])
 def test_title_subtitle_and_footer_in_their_places(
-    name: str, render: Renderer, build: Builder, data: Callable[[], pd.DataFrame]
+    name: str, build: Builder, data: Callable[[], pd.DataFrame]
 ) -> None:
     fig = make(build, data(), title="Pregunta 2: ¿qué otras respuestas puede buscar la región?")
     by_text = {t.get_text(): t for t in texts(fig)}
@@ -220,14 +224,12 @@ def test_title_subtitle_and_footer_in_their_places(
     assert_readable(fig, text_on_bars={f"{p}%" for p in range(101)})
 
 
-@pytest.mark.parametrize(("name", "render", "build", "data"), CASES, ids=[c[0] for c in CASES])
-def test_empty_frames_say_so(
-    name: str, render: Renderer, build: Builder, data: Callable[[], pd.DataFrame]
-) -> None:
+@pytest.mark.parametrize(("name", "build", "data"), CASES, ids=[c[0] for c in CASES])
+def test_empty_frames_say_so(name: str, build: Builder, data: Callable[[], pd.DataFrame]) -> None:
     empty = EMPTIES[name]
     assert charts.EMPTY in strings(make(build, empty))
     assert not bars_of(make(build, empty))
-    with Image.open(io.BytesIO(make(render, empty))) as decoded:
+    with Image.open(io.BytesIO(render(build, empty))) as decoded:
         assert decoded.size == charts.SIZE_PX
     assert charts.EMPTY in strings(make(build, pd.DataFrame()))
 
@@ -238,8 +240,8 @@ def test_no_figure_is_left_open_or_alive() -> None:
         return sum(isinstance(o, Figure) for o in gc.get_objects())
 
     before = alive()
-    make(charts.bars, options())
-    make(charts.systems, by_system().iloc[0:0])
+    render(charts.bars, options())
+    render(charts.systems, by_system().iloc[0:0])
     assert plt.get_fignums() == []
     assert alive() == before
 
@@ -249,10 +251,8 @@ def test_pyplot_is_never_imported() -> None:
     subprocess.run([sys.executable, "-c", check], check=True)
 
 
-@pytest.mark.parametrize(("name", "render", "build", "data"), CASES, ids=[c[0] for c in CASES])
-def test_colours_are_okabe_ito(
-    name: str, render: Renderer, build: Builder, data: Callable[[], pd.DataFrame]
-) -> None:
+@pytest.mark.parametrize(("name", "build", "data"), CASES, ids=[c[0] for c in CASES])
+def test_colours_are_okabe_ito(name: str, build: Builder, data: Callable[[], pd.DataFrame]) -> None:
     from matplotlib.colors import to_hex
 
     colours = {to_hex(r.get_facecolor()).upper() for r in bars_of(make(build, data()))}
@@ -279,7 +279,7 @@ def test_colours_are_okabe_ito(
 def test_long_and_accented_labels_are_wrapped_whole(
     name: str, frame: pd.DataFrame, labels: list[str]
 ) -> None:
-    build = {case: b for case, _, b, _ in CASES}[name]
+    build = {case: b for case, b, _ in CASES}[name]
     fig = make(build, frame)
     joined = " ".join(" ".join(strings(fig)).split())
     for label in labels:
@@ -290,9 +290,7 @@ def test_long_and_accented_labels_are_wrapped_whole(
 
 def test_text_that_looks_like_mathtext_is_written_as_is() -> None:
     frame = pd.DataFrame({"label": ["Costo $ 1.000", "Entre $x$ y $y$ o_o ^"], "n": [2, 1]})
-    assert {"Costo $ 1.000", "Entre $x$ y $y$ o_o ^"} <= set(
-        strings(make(charts.bars_figure, frame))
-    )
+    assert {"Costo $ 1.000", "Entre $x$ y $y$ o_o ^"} <= set(strings(make(charts.bars, frame)))
 
 
 def test_counts_are_written_the_chilean_way() -> None:
@@ -306,7 +304,7 @@ def test_counts_are_written_the_chilean_way() -> None:
 
 
 def test_bars_most_first_with_counts_and_new_ones() -> None:
-    fig = make(charts.bars_figure, options())
+    fig = make(charts.bars, options())
     drawn = strings(fig)
     counts = [s for s in drawn if s[0].isdigit()]
     assert counts == ["1.234 (+30)", "156", "143 (+12)", "121 (+15)", "120", "88 (+4)", "0"]
@@ -319,9 +317,9 @@ def test_bars_most_first_with_counts_and_new_ones() -> None:
 
 
 def test_bars_without_new_say_nothing_of_it() -> None:
-    fig = make(charts.bars_figure, options().drop(columns="new"))
+    fig = make(charts.bars, options().drop(columns="new"))
     assert not any("(+" in s or "paréntesis" in s for s in strings(fig))
-    fig = make(charts.bars_figure, options(), new=None)
+    fig = make(charts.bars, options(), new=None)
     assert not any("(+" in s for s in strings(fig))
 
 
@@ -329,11 +327,11 @@ def test_bars_show_at_most_max_bars_and_say_so() -> None:
     frame = pd.DataFrame(
         {"label": [f"Opción número {i}" for i in range(14)], "n": range(14, 0, -1)}
     )
-    fig = make(charts.bars_figure, frame)
+    fig = make(charts.bars, frame)
     assert len(bars_of(fig)) == 10
     assert "Se muestran las 10 con más respuestas, de 14." in strings(fig)
     assert_readable(fig)
-    fig = make(charts.bars_figure, frame, max_bars=3)
+    fig = make(charts.bars, frame, max_bars=3)
     assert len(bars_of(fig)) == 3
     assert "Opción número 3" not in strings(fig)
 
@@ -341,7 +339,7 @@ def test_bars_show_at_most_max_bars_and_say_so() -> None:
 def test_bars_with_many_long_labels_drop_rows_rather_than_overlap() -> None:
     frame = pd.DataFrame({"label": [f"{LONG} {i}" for i in range(10)], "n": range(10, 0, -1)})
     fig = make(
-        charts.bars_figure,
+        charts.bars,
         frame,
         title="Un título muy largo que ocupa varias líneas en la pantalla del teléfono, "
         "y que todavía sigue y sigue un poco más",
@@ -354,12 +352,12 @@ def test_bars_with_many_long_labels_drop_rows_rather_than_overlap() -> None:
 
 def test_bars_of_zeros_only_are_empty() -> None:
     frame = pd.DataFrame({"label": ["Sí", "No"], "n": [0, 0]})
-    assert charts.EMPTY in strings(make(charts.bars_figure, frame))
+    assert charts.EMPTY in strings(make(charts.bars, frame))
 
 
 def test_bars_read_the_named_columns() -> None:
     frame = pd.DataFrame({"opción": ["A", "B"], "votos": [1, 5], "nuevos": [0, 2]})
-    drawn = strings(make(charts.bars_figure, frame, label="opción", value="votos", new="nuevos"))
+    drawn = strings(make(charts.bars, frame, label="opción", value="votos", new="nuevos"))
     assert "5 (+2)" in drawn and "1" in drawn
 
 
@@ -367,7 +365,7 @@ def test_bars_read_the_named_columns() -> None:
 
 
 def test_participation_keeps_the_order_and_shows_zeros() -> None:
-    fig = make(charts.participation_figure, comunas())
+    fig = make(charts.participation, comunas())
     drawn = texts(fig)
     names = [t for t in drawn if t.get_text() in {*COMUNAS, "Sin indicar"}]
     assert [t.get_text() for t in names] == [*COMUNAS, "Sin indicar"]
@@ -382,7 +380,7 @@ def test_participation_keeps_the_order_and_shows_zeros() -> None:
 
 def test_participation_with_nobody_yet_still_lists_every_comuna() -> None:
     frame = comunas() * 0
-    drawn = strings(make(charts.participation_figure, frame))
+    drawn = strings(make(charts.participation, frame))
     assert drawn.count("0") == len(frame)
     assert "La Serena" in drawn and charts.EMPTY not in drawn
 
@@ -391,7 +389,7 @@ def test_participation_with_nobody_yet_still_lists_every_comuna() -> None:
 
 
 def test_systems_one_block_per_question_on_one_scale() -> None:
-    fig = make(charts.systems_figure, by_system())
+    fig = make(charts.systems, by_system())
     drawn = strings(fig)
     for i, total in enumerate([41, 60, 32, 79], start=1):
         assert f"Pregunta {i} · total {total}" in drawn
@@ -409,7 +407,7 @@ def test_systems_fit_from_one_to_six_questions(questions: int) -> None:
         index=[f"Pregunta {q + 1}" for q in range(questions)],
         columns=SYSTEMS,
     )
-    fig = make(charts.systems_figure, frame)
+    fig = make(charts.systems, frame)
     assert len(fig.axes) == questions
     assert_readable(fig)
 
@@ -418,7 +416,7 @@ def test_systems_fit_from_one_to_six_questions(questions: int) -> None:
 
 
 def test_feasibility_rows_by_desirability_with_shares() -> None:
-    fig = make(charts.feasibility_figure, judged())
+    fig = make(charts.feasibility, judged())
     drawn = strings(fig)
     metas = [s for s in drawn if s.startswith("eligen ")]
     assert metas == [
@@ -440,11 +438,11 @@ def test_feasibility_rows_by_desirability_with_shares() -> None:
 
 def test_feasibility_shows_at_most_eight_and_says_so() -> None:
     frame = pd.concat([judged()] * 2, ignore_index=True)
-    fig = make(charts.feasibility_figure, frame)
+    fig = make(charts.feasibility, frame)
     assert "Los 8 más elegidos como deseables, de 12." in strings(fig)
     assert_readable(fig, text_on_bars={f"{p}%" for p in range(101)})
 
 
 def test_feasibility_with_nothing_chosen_or_judged_is_empty() -> None:
     frame = judged().assign(chosen=0, judged=0)
-    assert charts.EMPTY in strings(make(charts.feasibility_figure, frame))
+    assert charts.EMPTY in strings(make(charts.feasibility, frame))

@@ -40,7 +40,7 @@ def test_rows_are_pseudonymous_labelled_and_in_local_time(engine: Engine) -> Non
                   Choice("s:age_band:"), Choice("s:gender:"), Choice("ag:a:en_parte"),
                   Text("Depende"), Choice("o:q1:peru"), Text("Red con Atacama"),
                   Choice("sy:q1.t1:territorial")]:  # fmt: skip
-        conv.handle("4242", event)
+        conv.apply_sync("4242", event)
     with conv.sessions() as s:
         frame = answers_frame(s, conv.definition, SANTIAGO)
     assert list(frame.columns) == COLUMNS
@@ -68,7 +68,7 @@ def answered(engine: Engine) -> Conversation:
                   Choice("sy:q1.t1:territorial"), Choice("n:q1"), Choice("n:q2"),
                   Choice("n:q3"), Choice("n:q4"), Choice("f:q1.o.peru:si"),
                   Choice("ok:q5"), Text("@todos\tya")]:  # fmt: skip
-        conv.handle("4242", event)
+        conv.apply_sync("4242", event)
     return conv
 
 
@@ -129,7 +129,7 @@ def test_answers_to_a_removed_question_keep_their_labels(engine: Engine) -> None
     for event in [Choice("c:y"), Choice("s:province:"), Choice("s:age_band:"),
                   Choice("s:gender:"), Choice("s:ask:a"), Choice("o:q1:san_juan"),
                   Choice("n:q1"), Text("Hermanamientos con Mendoza")]:  # fmt: skip
-        old.handle("1", event)
+        old.apply_sync("1", event)
     # The organisers drop question 1 and reword question 2 while the consultation runs.
     text = bundled_path().read_text(encoding="utf-8")
     start, end = text.index("  - id: q1\n"), text.index("  - id: q2\n")
@@ -137,7 +137,7 @@ def test_answers_to_a_removed_question_keep_their_labels(engine: Engine) -> None
         "¿Cuáles son las otras respuestas", "¿Qué otras respuestas"
     )
     new = conversation(engine, parse(edited, "edited.yaml"))
-    result = new.handle("1", Choice("s:system:q2.t1"))
+    result = new.apply_sync("1", Choice("s:system:q2.t1"))
     assert result is not None and result.replies[0].text.startswith("La consulta fue actualizada")
     with new.sessions() as s:
         frame = answers_frame(s, new.definition, SANTIAGO)

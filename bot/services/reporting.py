@@ -1,5 +1,6 @@
-"""Digests: scheduled to every organiser, on request (/digest, /resumen, /exportar), and
-the participants' /resultados.
+"""Reporting: the digest scheduled to every organiser, what organisers ask for (/digest,
+/resumen, /exportar), and the participants' /resultados. ``reports.digest`` builds a
+digest's content; this module decides when, for whom, and sends it.
 
 A scheduled digest is claimed in the database for its period before it is sent, so a
 period is never sent twice, even after a restart or with two schedulers; a run missed
@@ -26,7 +27,7 @@ from bot.services.outbox import Document, Image, Outbox
 from flows.events import Reply
 
 if TYPE_CHECKING:  # reports/ brings pandas and matplotlib: loaded when a digest is made
-    from reports import digest as digests
+    from reports.digest import Digest
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,15 @@ def period_key(settings: Settings, period: datetime) -> str:
 
 
 def build(conv: Conversation, settings: Settings, *, since: datetime | None, until: datetime,
-          charts: bool = True) -> digests.Digest:  # fmt: skip
-    from reports import digest as digests
+          charts: bool = True) -> Digest:  # fmt: skip
+    from reports import digest
 
     with conv.sessions() as session:
-        return digests.build(session, conv.definition, since=since, until=until,
+        return digest.build(session, conv.definition, since=since, until=until,
                              zone=settings.zone, charts=charts)  # fmt: skip
 
 
-async def send(outbox: Outbox, chat_id: int, digest: digests.Digest) -> None:
+async def send(outbox: Outbox, chat_id: int, digest: Digest) -> None:
     """Text summary, the charts as one album, and the result table as an XLSX document."""
     if not digest.has_news:
         await outbox.send(chat_id, [Reply(f"{digest.period}: sin respuestas nuevas.")])
@@ -119,13 +120,13 @@ def schedule(scheduler: BaseScheduler, outbox: Outbox, conv: Conversation,
 
 
 async def on_request(conv: Conversation, settings: Settings, *, charts: bool = True
-                     ) -> digests.Digest:  # fmt: skip
+                     ) -> Digest:  # fmt: skip
     """The full digest up to now (not a scheduled period), for an organiser who asked."""
     return await asyncio.to_thread(build, conv, settings, since=None, until=utcnow(),
                                    charts=charts)  # fmt: skip
 
 
-def summary_text(digest: digests.Digest) -> str:
+def summary_text(digest: Digest) -> str:
     return f"{digest.title}\n{digest.period}\n\n{digest.summary}"
 
 
@@ -191,7 +192,7 @@ class PublicResults:
             self._asked = {a: t for a, t in self._asked.items() if t >= moment}
 
 
-def public_results(conv: Conversation, digest: digests.Digest) -> str:
+def public_results(conv: Conversation, digest: Digest) -> str:
     """What any participant may read: the summary and the result table, nothing resting on
     fewer than 5 people (``reports.disclosure``), every count rounded to base 5."""
     m = conv.definition.messages

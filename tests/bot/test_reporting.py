@@ -16,7 +16,7 @@ import storage
 from bot.adapter.app import build_application
 from bot.adapter.sending import TelegramOutbox
 from bot.infra.config import Settings
-from bot.services import digests
+from bot.services import reporting
 from bot.services.conversation import Conversation
 from flows import load
 from flows.events import Choice
@@ -31,22 +31,22 @@ NOW = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)  # 09:30 in Santiago (UTC-3 in 
 
 def test_the_period_is_the_last_scheduled_time_in_santiago() -> None:
     daily = CronTrigger.from_crontab("0 8 * * *", timezone=SANTIAGO)
-    assert digests.period_of(daily, NOW) == datetime(2026, 11, 25, 8, 0, tzinfo=SANTIAGO)
+    assert reporting.period_of(daily, NOW) == datetime(2026, 11, 25, 8, 0, tzinfo=SANTIAGO)
     early = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)  # 07:30 local: yesterday's period
-    assert digests.period_of(daily, early) == datetime(2026, 11, 24, 8, 0, tzinfo=SANTIAGO)
+    assert reporting.period_of(daily, early) == datetime(2026, 11, 24, 8, 0, tzinfo=SANTIAGO)
     winter = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)  # 08:30 local (UTC-4)
-    assert digests.period_of(daily, winter).utcoffset() == timedelta(hours=-4)
+    assert reporting.period_of(daily, winter).utcoffset() == timedelta(hours=-4)
 
 
 def test_a_schedule_with_seconds_has_periods_to_the_second() -> None:
     """Six fields, the seconds first: periods under a minute (the election's tests)."""
     settings = Settings(consulta_digest_cron="*/5 * * * * *", _env_file=None)  # type: ignore[call-arg]
     moment = datetime(2026, 11, 25, 12, 30, 7, 500_000, tzinfo=UTC)
-    period = digests.period_of(settings.digest_trigger(), moment)
+    period = reporting.period_of(settings.digest_trigger(), moment)
     assert period == datetime(2026, 11, 25, 12, 30, 5, tzinfo=UTC)
-    assert digests.period_key(settings, period) == "2026-11-25T09:30:05"  # Santiago
+    assert reporting.period_key(settings, period) == "2026-11-25T09:30:05"  # Santiago
     daily = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert digests.period_key(daily, period) == "2026-11-25T09:30"  # as stored before
+    assert reporting.period_key(daily, period) == "2026-11-25T09:30"  # as stored before
     with pytest.raises(ValueError):
         Settings(consulta_digest_cron="* * * * * * *", _env_file=None)  # type: ignore[call-arg]
 
@@ -65,7 +65,7 @@ async def organiser_app(
     for who in ("1", "2", "3"):
         for data in ("c:y", "s:province:", "s:age_band:", "s:gender:", "ag:a:de_acuerdo",
                      "s:reason:a", "o:q1:peru"):  # fmt: skip
-            conv.handle(who, Choice(data))
+            conv.apply_sync(who, Choice(data))
     app = build_application(settings, conv)
     async with app:
         yield app, conv, settings
@@ -77,7 +77,7 @@ async def test_each_organiser_gets_text_album_and_table_once(
     organiser_app: tuple[Application, Conversation, Settings],  # type: ignore[type-arg]
 ) -> None:
     app, conv, settings = organiser_app
-    assert await digests.scheduled(TelegramOutbox(app.bot), conv, settings, NOW)
+    assert await reporting.scheduled(TelegramOutbox(app.bot), conv, settings, NOW)
     for organiser in ORGANISERS:
         methods = [c.method for c in api.sent_to(organiser)]
         assert methods == ["sendMessage", "sendMediaGroup", "sendDocument"]
@@ -90,13 +90,13 @@ async def test_each_organiser_gets_text_album_and_table_once(
     )  # and only there
 
     api.clear_calls()
-    assert not await digests.scheduled(
+    assert not await reporting.scheduled(
         TelegramOutbox(app.bot), conv, settings, NOW + timedelta(hours=1)
     )
     assert api.calls_of("sendMessage") == []  # the same period is never sent twice
 
     next_day = NOW + timedelta(days=1)
-    assert await digests.scheduled(TelegramOutbox(app.bot), conv, settings, next_day)
+    assert await reporting.scheduled(TelegramOutbox(app.bot), conv, settings, next_day)
     texts = api.texts_to(ORGANISERS[0])
     assert len(texts) == 1 and "sin respuestas nuevas" in texts[0]
     assert api.calls_of("sendMediaGroup") == []
@@ -129,8 +129,8 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     earlier = build_scheduler(settings)
     earlier.start(paused=True)
     outbox = TelegramOutbox(build_application(settings, running.conversation).bot)
-    digests.schedule(earlier, outbox, running.conversation, settings)
-    earlier.modify_job(digests.JOB_ID, next_run_time=real_now - timedelta(days=3, minutes=1))
+    reporting.schedule(earlier, outbox, running.conversation, settings)
+    earlier.modify_job(reporting.JOB_ID, next_run_time=real_now - timedelta(days=3, minutes=1))
     earlier.shutdown(wait=False)
 
     await running.stop()
@@ -138,7 +138,7 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     scheduler = build_scheduler(settings)
     events: list[object] = []
     scheduler.add_listener(
-        lambda e: events.append(e.code) if e.job_id == digests.JOB_ID else None,
+        lambda e: events.append(e.code) if e.job_id == reporting.JOB_ID else None,
         EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED,
     )
     stop = asyncio.Event()
@@ -147,7 +147,7 @@ async def test_a_digest_missed_while_down_is_sent_once_at_start(running: Running
     try:
         await running.api.await_for(lambda: events, timeout=30)
         await asyncio.sleep(0.3)  # a second run would come now
-        job = scheduler.get_job(digests.JOB_ID)
+        job = scheduler.get_job(reporting.JOB_ID)
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
