@@ -72,16 +72,28 @@ def _organiser(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     return organisers.is_organiser(settings(context), user.id if user else None)
 
 
+@once
 async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A stranger is told politely; nothing changes."""
     await _reply(update, context, conversation(context).definition.messages.organiser_only)
 
 
+def organisers_only(handler: Handler) -> Handler:
+    """``handler`` for the organisers (``organisers.is_organiser``); anyone else is refused."""
+
+    @functools.wraps(handler)
+    async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if _organiser(update, context):
+            await handler(update, context)
+        else:
+            await _refuse(update, context)
+
+    return checked
+
+
+@organisers_only
 async def on_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/invitar <comuna> <nombre>: a personal link for a municipal contact."""
-    if not _organiser(update, context):
-        await once(_refuse)(update, context)
-        return
     args = " ".join(context.args or [])
     text = organisers.invite(
         conversation(context), settings(context), args, update.update_id, context.bot.username
@@ -90,38 +102,34 @@ async def on_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(update, context, text)
 
 
+@organisers_only
 @once
 async def on_progress(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/avance: participation per comuna."""
-    if not _organiser(update, context):
-        return await _refuse(update, context)
     await _reply(update, context, organisers.progress(conversation(context)))
 
 
+@organisers_only
 @once
 async def on_digest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/digest: the full digest now, to the organiser who asked."""
-    if not _organiser(update, context):
-        return await _refuse(update, context)
     digest = await reporting.on_request(conversation(context), settings(context))
     assert update.effective_chat is not None
     await reporting.send(outbox(context), update.effective_chat.id, digest)
 
 
+@organisers_only
 @once
 async def on_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/resumen: the digest's text summary alone."""
-    if not _organiser(update, context):
-        return await _refuse(update, context)
     digest = await reporting.on_request(conversation(context), settings(context), charts=False)
     await _reply(update, context, reporting.summary_text(digest))
 
 
+@organisers_only
 @once
 async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/exportar: the full pseudonymous export, as a CSV document."""
-    if not _organiser(update, context):
-        return await _refuse(update, context)
     document = await reporting.export(conversation(context), settings(context))
     assert update.effective_chat is not None
     await outbox(context).send_document(update.effective_chat.id, document)
