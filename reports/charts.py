@@ -36,6 +36,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
+from reports.texts import text
+
 __all__ = [
     "EMPTY",
     "MIN_PT",
@@ -71,8 +73,8 @@ ORANGE = "#E69F00"
 SKY_BLUE = "#56B4E9"
 VERMILLION = "#D55E00"
 
-EMPTY = "Sin respuestas todavía"
-UNKNOWN_PLACE = "Sin indicar"
+EMPTY = text("chart_empty")
+UNKNOWN_PLACE = text("not_given")
 
 MARGIN = 0.4  # inches, left and right
 TOP = 0.35  # inches above the title
@@ -482,14 +484,14 @@ def bars(
         }
     ).sort_values("value", ascending=False, kind="stable")
     if (data["new"] > 0).any():
-        page.block("Entre paréntesis, las nuevas desde el resumen anterior.")
+        page.block(text("bars_new"))
     candidates = data.head(max(max_bars, 1))
-    wrapped = [page.wrap(text, CONTENT_W) for text in candidates["label"]]
+    wrapped = [page.wrap(name, CONTENT_W) for name in candidates["label"]]
     counts = [len(lines) for lines in wrapped]
     shown = _fit(page, counts, page.available)
     if shown < len(data):
         shown = _fit(page, counts, page.available - page.lines_height(1) - NOTE_GAP)
-        page.block(f"Se muestran las {shown} con más respuestas, de {len(data)}.")
+        page.block(text("bars_shown", shown=shown, total=len(data)))
     rows = candidates.head(shown)
     ax = page.axes(MARGIN, page.cursor, CONTENT_W, page.available)
     notes = [
@@ -519,9 +521,9 @@ def participation(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str
     municipal = _numbers(frame, "municipal").to_numpy()
     totals = citizens + municipal
     names = [str(i).strip() or UNKNOWN_PLACE for i in frame.index]
-    page.legend([(BLUE, "Ciudadanía"), (ORANGE, "Contactos municipales")])
+    page.legend([(BLUE, text("participation_citizens")), (ORANGE, text("participation_municipal"))])
     if municipal.sum() > 0:
-        page.block("Cifras: ciudadanía + contactos municipales.")
+        page.block(text("participation_figures"))
     height = page.available
     share = min(height / len(names), MAX_BAR + MAX_GAP)
     wrapped, label_w = _left_labels(page, names, CONTENT_W, share)
@@ -564,7 +566,12 @@ def systems(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> F
     block_h = (page.available - (rows - 1) * row_gap) / rows
     values = numbers.to_numpy()
     headings = [
-        page.wrap(f"{q} · total {count_text(v.sum())}", col_w, weight="bold", max_lines=2)
+        page.wrap(
+            text("systems_heading", question=q, total=count_text(v.sum())),
+            col_w,
+            weight="bold",
+            max_lines=2,
+        )
         for q, v in zip(questions, values, strict=True)
     ]
     head_h = page.lines_height(max(len(lines) for lines in headings)) + 0.12
@@ -588,7 +595,7 @@ def systems(frame: pd.DataFrame, *, title: str, subtitle: str, footer: str) -> F
     return page.fig
 
 
-DEFAULT_SCALE = ("Sí", "En parte", "No")
+DEFAULT_SCALE = (text("verdict_yes"), text("verdict_partly"), text("verdict_no"))
 
 
 def _verdicts(scale: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -645,21 +652,21 @@ def feasibility(
         page.empty()
         return page.fig
     data = data.sort_values(["chosen", "judged"], ascending=False, kind="stable")
-    page.legend([(color, name) for _, color, name in verdicts], title="¿Es posible?")
+    page.legend([(color, name) for _, color, name in verdicts], title=text("feasibility_legend"))
     candidates = data.head(max(max_rows, 1))
     metas = [
-        f"eligen {count_text(c)} · opinan {count_text(j)}"
+        text("feasibility_counts", chosen=count_text(c), judged=count_text(j))
         for c, j in zip(candidates["chosen"], candidates["judged"], strict=True)
     ]
     wrapped = [
-        page.wrap(text, CONTENT_W - page.width(meta) - 0.25)
-        for text, meta in zip(candidates["label"], metas, strict=True)
+        page.wrap(name, CONTENT_W - page.width(meta) - 0.25)
+        for name, meta in zip(candidates["label"], metas, strict=True)
     ]
     counts = [len(lines) for lines in wrapped]
-    note = "Primero, los más elegidos como deseables."
+    note = text("feasibility_order")
     shown = _fit(page, counts, page.available - page.lines_height(1) - NOTE_GAP)
     if shown < len(data):
-        note = f"Los {shown} más elegidos como deseables, de {len(data)}."
+        note = text("feasibility_shown", shown=shown, total=len(data))
     page.block(note)
     ax = page.axes(MARGIN, page.cursor, CONTENT_W, page.available)
     ax.set_xlim(0, 1)
@@ -670,7 +677,7 @@ def feasibility(
         _write(ax, 1.0, slot.baseline, meta, axes_x=True, color=MUTED, ha="right")
         baseline = slot.bar_center + page.cap / 2
         if row["judged"] <= 0:
-            _write(ax, 0.0, baseline, "Nadie lo ha evaluado todavía.", color=MUTED)
+            _write(ax, 0.0, baseline, text("feasibility_unjudged"), color=MUTED)
             continue
         shares = [float(row[key]) for key, _, _ in verdicts]
         total = sum(shares)
@@ -682,13 +689,13 @@ def feasibility(
             if w <= 0:
                 continue
             ax.barh(slot.bar_center, w, left=left, height=slot.bar_height, color=color, linewidth=0)
-            text = f"{percent}%"
-            if page.width(text, weight="bold") + 0.12 <= w * CONTENT_W:
+            written = f"{percent}%"
+            if page.width(written, weight="bold") + 0.12 <= w * CONTENT_W:
                 _write(
                     ax,
                     left + w / 2,
                     baseline,
-                    text,
+                    written,
                     weight="bold",
                     color=_text_color(color),
                     ha="center",
