@@ -9,8 +9,8 @@ most to least possible: every option but the last counts as possible), the label
 options, comunas and systems. No id or word of the bundled file is known here.
 
 Every count of people goes through ``reports.disclosure`` before it is written anywhere.
-Texts are for organisers, in Spanish; participants' words appear only as theme labels and
-examples, as data (plain text, never markup).
+Texts are for organisers, in Spanish (``reports/texts_es.yaml``); participants' words appear
+only as theme labels and examples, as data (plain text, never markup).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from flows import Definition
 from flows.schema import Question
 from reports import aggregate, disclosure, spreadsheet
 from reports.disclosure import people
+from reports.texts import text
 
 MAX_THEMES = 5
 """Themes per question in the digest (the largest, by people)."""
@@ -68,8 +69,9 @@ class Change:
         """As written in the table: options by their label, themes marked."""
         if not self.theme:
             return self.label
-        same = f", como «{self.restates}»" if self.restates else ""
-        return f"«{self.label}» (respuestas libres{same})"
+        if self.restates:
+            return text("theme_restating", label=self.label, option=self.restates)
+        return text("theme", label=self.label)
 
 
 ThemeSummary = Change
@@ -100,23 +102,28 @@ class Digest:
     """Participants per place as the participation chart shows them, rounded: index the
     places' names, columns citizens, municipal, finished, new."""
 
+    @property
+    def table_file(self) -> str:
+        """The result table's file name, without its extension (written and sent alike)."""
+        return text("file_result")
+
     def xlsx(self) -> bytes:
         """The result table, then one sheet per profile breakdown."""
-        return spreadsheet.xlsx({"Resultado": self.table, **self.profile})
+        return spreadsheet.xlsx({text("result"): self.table, **self.profile})
 
     def markdown(self) -> str:
         lines = [f"# {self.title}", "", f"_{self.period}_", "", self.summary, ""]
         columns = list(self.table.columns)
-        lines += ["## Resultado", "", "| " + " | ".join(columns) + " |", "|---|---|---|"]
+        lines += [f"## {text('result')}", "", "| " + " | ".join(columns) + " |", "|---|---|---|"]
         for row in self.table.itertuples(index=False):
             cells = [str(v).replace("|", "\\|").replace("\n", "<br>") for v in row]
             lines.append("| " + " | ".join(cells) + " |")
         for name, table in self.profile.items():
-            lines += ["", f"## Participantes por comuna y {name.lower()}", ""]
+            lines += ["", f"## {text('profile_heading', breakdown=name.lower())}", ""]
             lines += ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
             rows = table.itertuples(index=False)
             lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-        lines += ["", "## Gráficos", ""]
+        lines += ["", f"## {text('charts_heading')}", ""]
         lines += [f"![{img.caption}]({img.name})" for img in self.images]
         return "\n".join(lines) + "\n"
 
@@ -127,11 +134,12 @@ class Digest:
         for img in self.images:
             (directory / img.name).write_bytes(img.png)
             written.append(directory / img.name)
-        (directory / "resultado.xlsx").write_bytes(self.xlsx())
-        (directory / "resultado.csv").write_bytes(spreadsheet.csv(self.table))
+        xlsx_path = directory / f"{self.table_file}.xlsx"
+        csv_path = directory / f"{self.table_file}.csv"
+        xlsx_path.write_bytes(self.xlsx())
+        csv_path.write_bytes(spreadsheet.csv(self.table))
         (directory / "digest.md").write_text(self.markdown(), encoding="utf-8")
-        return [*written, directory / "resultado.xlsx", directory / "resultado.csv",
-                directory / "digest.md"]  # fmt: skip
+        return [*written, xlsx_path, csv_path, directory / "digest.md"]
 
 
 @dataclass(frozen=True)
@@ -177,13 +185,22 @@ def build(
     words = tally.words
     c = definition.consultation
     local = until.astimezone(zone)
-    title = f"Resumen de la consulta «{c.title}»"
+    title = text("digest_title", title=c.title)
     participants = int(counts.participation["consented"].sum())
     new = int(counts.participation["new"].sum()) if since is not None else participants
-    period = f"Al {local:%d-%m-%Y %H:%M} · {people(participants)} participantes"
-    if since is not None:
-        period += f" · {people(new)} nuevos desde el {since.astimezone(zone):%d-%m-%Y %H:%M}"
-    period += f" ({disclosure.NOTE})"
+    if since is None:
+        period = text(
+            "period", until=local, participants=people(participants), note=disclosure.NOTE
+        )
+    else:
+        period = text(
+            "period_since",
+            until=local,
+            participants=people(participants),
+            new=people(new),
+            since=since.astimezone(zone),
+            note=disclosure.NOTE,
+        )
     answers_new = int(counts.options["new"].sum())
     has_news = since is None or new > 0 or answers_new > 0
     table = result_table(tally)
@@ -191,17 +208,14 @@ def build(
     profile, unbroken = _profile(tally)
     summary = _summary(tally, since is not None)
     if unbroken:
-        summary += (
-            f"\nEdad y género por comuna: en el XLSX; sin desglose (menos de "
-            f"{aggregate.MIN_GROUP} participantes): " + ", ".join(unbroken) + "."
-        )
+        summary += "\n" + text("unbroken", least=aggregate.MIN_GROUP, comunas=", ".join(unbroken))
     public = _summary(tally, False, verbatim=False, least=disclosure.MIN_PEOPLE)
     by_comuna = aggregate.participation_by_comuna(counts, [o.id for o in c.profile.comunas()])
     by_comuna = by_comuna.map(people)
     by_comuna.index = pd.Index([words.comuna(x) for x in by_comuna.index])
     images: tuple[Image, ...] = ()
     if charts and has_news:
-        footer = f"{c.id} · {local:%d-%m-%Y}"
+        footer = text("chart_footer", consultation=c.id, date=local)
         images = _charts(tally, by_comuna, period, footer)
     found = tuple(ch for q in tally.changes.values() for ch in q if ch.theme)
     return Digest(title, period, has_news, summary, public, table, public_table, images,
@@ -266,7 +280,12 @@ def result_table(tally: Tally, *, least: int = 1) -> pd.DataFrame:
                 (ch for ch in shown if _possible(ch)), key=lambda ch: -ch.possible / ch.judged
             )
             possible = "\n".join(
-                f"{ch.name} ({disclosure.percent(ch.possible, ch.judged)} de {people(ch.judged)})"
+                text(
+                    "possible_share",
+                    change=ch.name,
+                    judged=people(ch.judged),
+                    percent=disclosure.percent(ch.possible, ch.judged),
+                )
                 for ch in feasible
             )
             rows.append([q.number, desirable or "—", possible or "—"])
@@ -300,13 +319,15 @@ def _profile(tally: Tally) -> tuple[dict[str, pd.DataFrame], list[str]]:
     comunas = [o.id for o in p.comunas() if o.id != p.outside.id]
     tables: dict[str, pd.DataFrame] = {}
     small: list[str] = []
-    for name, by, options in (("Edad", "age_band", p.age_bands), ("Género", "gender", p.genders)):
+    breakdowns = ((text("profile_age"), "age_band", p.age_bands),
+                  (text("profile_gender"), "gender", p.genders))  # fmt: skip
+    for name, by, options in breakdowns:
         table, small = aggregate.breakdown(tally.counts, by, comunas, [p.outside.id, ""])
-        names = {o.id: o.label for o in options} | {aggregate.NOT_GIVEN: "Sin indicar"}
+        names = {o.id: o.label for o in options} | {aggregate.NOT_GIVEN: text("not_given")}
         order = [c for c in [*names] if c in table.columns]
         shown = table.reindex(columns=order)
         shown.columns = pd.Index([names[c] for c in order])
-        shown.insert(0, "Comuna", [words.comuna(c) for c in shown.index])
+        shown.insert(0, text("profile_comuna"), [words.comuna(c) for c in shown.index])
         tables[name] = shown.reset_index(drop=True)
     return tables, [words.comuna(c) for c in small]
 
@@ -375,31 +396,33 @@ def _summary(tally: Tally, with_new: bool, *, verbatim: bool = True, least: int 
     consented, finished = int(p["consented"].sum()), int(p["finished"].sum())
     municipal = int(p[p["role"] == "municipal"]["consented"].sum())
     lines = [
-        f"Participantes: {people(consented)} ({people(municipal)} contactos municipales); "
-        f"terminaron: {people(finished)}."
-    ]
+        text("summary_participants", participants=people(consented),
+             municipal=people(municipal), finished=people(finished))
+    ]  # fmt: skip
     if with_new:
-        lines[0] += f" Nuevos desde el resumen anterior: {people(int(p['new'].sum()))}."
+        lines[0] += " " + text("summary_new", new=people(int(p["new"].sum())))
     comunas = [o for o in c.profile.comunas() if o.id != c.profile.outside.id]
     heard = set(p[p["consented"] > 0]["comuna"])
     silent = [o.label for o in comunas if o.id not in heard]
     if silent:
-        lines.append("Comunas sin participantes: " + ", ".join(silent) + ".")
+        lines.append(text("summary_silent", comunas=", ".join(silent)))
     for q in c.questions:
         if q.kind == "agreement":
             shares = _agreement(q, tally, ", ")
-            lines.append(f"Pregunta {q.number}: " + (shares or "sin respuestas") + ".")
+            answers = shares or text("no_answers")
+            lines.append(text("summary_question", number=q.number, answers=answers))
         elif q.kind == "desirable":
             top = [ch for ch in tally.changes.get(q.id, []) if ch.people >= least][:4]
             parts = []
             for ch in top:
                 news = f", +{people(ch.new)}" if with_new and ch.new else ""
                 parts.append(f"{ch.name} ({people(ch.people)}{news})")
-            lines.append(f"Pregunta {q.number}: " + ("; ".join(parts) or "sin respuestas") + ".")
+            answers = "; ".join(parts) or text("no_answers")
+            lines.append(text("summary_question", number=q.number, answers=answers))
             if verbatim:
                 for ch in [ch for ch in top if ch.theme][:2]:
                     for example in ch.examples[1:2]:
-                        lines.append(f"   p. ej.: «{_clip(example)}»")
+                        lines.append("   " + text("summary_example", example=_clip(example)))
     return "\n".join(lines)
 
 
@@ -414,9 +437,9 @@ def _charts(tally: Tally, by_comuna: pd.DataFrame, period: str, footer: str) -> 
     counts, words = tally.counts, tally.words
     c = tally.definition.consultation
     style = _Style(subtitle=period, footer=footer)
-    title = "Participación por comuna"
+    title = text("chart_participation")
     chart = charts.participation(by_comuna, title=title, **style)
-    images = [Image("participacion.png", title, charts.png(chart))]
+    images = [Image(f"{text('file_participation')}.png", title, charts.png(chart))]
     with_new = counts.since is not None
     for q in c.questions:
         if q.kind == "agreement":
@@ -426,7 +449,7 @@ def _charts(tally: Tally, by_comuna: pd.DataFrame, period: str, footer: str) -> 
                 "n": [people(n) for n in rows["n"]],
                 "new": [people(n) if with_new else 0 for n in rows["new"]],
             })  # fmt: skip
-            title = f"Pregunta {q.number}: respuestas — {q.title}"
+            title = text("chart_agreement", number=q.number, title=q.title)
         elif q.kind == "desirable":
             listed = tally.changes.get(q.id, [])
             frame = pd.DataFrame({
@@ -434,27 +457,28 @@ def _charts(tally: Tally, by_comuna: pd.DataFrame, period: str, footer: str) -> 
                 "n": [people(ch.people) for ch in listed],
                 "new": [people(ch.new) if with_new else 0 for ch in listed],
             })  # fmt: skip
-            title = f"Pregunta {q.number}: cambios deseables (opciones y temas) — {q.title}"
+            title = text("chart_desirable", number=q.number, title=q.title)
         else:
             continue
         chart = charts.bars(frame, title=title, **style)
-        images.append(Image(f"pregunta_{q.id}.png", f"Pregunta {q.number}", charts.png(chart)))
+        name = f"{text('file_question', id=q.id)}.png"
+        images.append(Image(name, text("question", number=q.number), charts.png(chart)))
     desirable = [q.id for q in _desirable(tally.definition)]
     systems = counts.systems[counts.systems["question"].isin(desirable)]
     systems = systems.assign(
-        question=[f"Pregunta {words.number(x)}" for x in systems["question"]],
+        question=[text("question", number=words.number(x)) for x in systems["question"]],
         system=[words.system(x) for x in systems["system"]],
         n=[people(n) for n in systems["n"]],
     ).pivot_table(index="question", columns="system", values="n", aggfunc="sum", fill_value=0)
-    title = "Cambios escritos por sistema de la Estrategia Regional"
+    title = text("chart_systems")
     chart = charts.systems(systems, title=title, **style)
-    images.append(Image("sistemas.png", title, charts.png(chart)))
+    images.append(Image(f"{text('file_systems')}.png", title, charts.png(chart)))
     feasibility = _feasibility(tally.definition)
     if feasibility is not None:
-        title = f"¿Qué cambios deseables son posibles? — {feasibility.title}"
+        title = text("chart_feasibility", title=feasibility.title)
         frame = _feasibility_frame(tally.changes)
         chart = charts.feasibility(frame, title=title, scale=words.scale(), **style)
-        images.append(Image("deseable_vs_posible.png", title, charts.png(chart)))
+        images.append(Image(f"{text('file_feasibility')}.png", title, charts.png(chart)))
     return tuple(images)
 
 
@@ -485,7 +509,7 @@ class Words:
         self._numbers = {q.id: q.number for q in c.questions}
         self._systems = {s.id: s.label for s in c.systems}
         self._comunas = {o.id: o.label for o in c.profile.comunas()}
-        self._comunas |= {"": "Sin comuna indicada", aggregate.REST: "Resto de la región"}
+        self._comunas |= {"": text("comuna_not_given"), aggregate.REST: text("comuna_rest")}
         self._feasibility = _feasibility(definition)
 
     def option(self, question: str, option: object) -> str:
@@ -510,14 +534,14 @@ class Words:
         """What "possible" and "not possible" are called: "Sí o En parte", "No"."""
         q = self._feasibility
         if q is None:
-            return ("Posible", "No posible")
-        return (" o ".join(o.label for o in q.options[:-1]), q.options[-1].label)
+            return (text("scale_possible"), text("scale_not_possible"))
+        return (text("scale_or").join(o.label for o in q.options[:-1]), q.options[-1].label)
 
     def result_columns(self) -> list[str]:
         """The table's header: the feasibility question's title names the last column
         ("Cambios posibles al 2020"), the desirable one is worded alike."""
-        possible = self._feasibility.title if self._feasibility else "Cambios posibles"
-        desirable = possible.replace("posibles", "deseables")
+        possible = self._feasibility.title if self._feasibility else text("column_possible")
+        desirable = possible.replace(text("word_possible"), text("word_desirable"))
         if desirable == possible:
-            desirable = "Cambios deseables"
-        return ["Pregunta Nº", desirable, possible]
+            desirable = text("column_desirable")
+        return [text("column_question"), desirable, possible]

@@ -22,7 +22,7 @@ threshold for what participants see.
   never see a change, theme or share resting on fewer than ``MIN_PEOPLE`` people.
 
 Published figures may not add up exactly (each is rounded on its own); the texts say
-"cifras redondeadas a múltiplos de 5".
+"cifras redondeadas a múltiplos de 5" (``NOTE``).
 
 Limit (as for any deterministic rounding): an analyst who reasons with the interval behind
 each figure, rather than subtracting figures, can in rare extreme tables bound a cell to
@@ -33,12 +33,14 @@ that change between digests; tests/reports/test_disclosure.py attacks by subtrac
 
 from __future__ import annotations
 
+from reports.texts import text
+
 BASE = 5
 """Every published count of people is a multiple of this."""
 MIN_PEOPLE = 5
 """Nothing participants see rests on fewer people than this; no share is computed from
 fewer, and no comuna is broken down by age or gender with fewer."""
-NOTE = "cifras redondeadas a múltiplos de 5"
+NOTE = text("rounded", base=BASE)
 """What readers are told about the figures."""
 
 
