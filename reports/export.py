@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from flows import Definition, DefinitionError, parse
 from reports import spreadsheet
+from reports.texts import text
 from storage.models import Answer, ConsultationVersion, Participant
 from storage.rehearsals import participants_counted
 
@@ -27,14 +28,16 @@ COLUMNS = [
     "choice", "text", "refers_to", "version", "timestamp",
 ]  # fmt: skip
 HEADERS = {
-    "participant": "Participante", "role": "Rol", "comuna": "Comuna", "question": "Pregunta",
-    "question_text": "Texto de la pregunta", "kind": "Tipo de respuesta", "system": "Sistema",
-    "choice": "Opción elegida", "text": "Texto escrito", "refers_to": "Cambio evaluado",
-    "version": "Versión de la consulta", "timestamp": "Fecha y hora",
+    "participant": text("export_participant"), "role": text("export_role"),
+    "comuna": text("export_comuna"), "question": text("export_question"),
+    "question_text": text("export_question_text"), "kind": text("export_kind"),
+    "system": text("export_system"), "choice": text("export_choice"),
+    "text": text("export_text"), "refers_to": text("export_refers_to"),
+    "version": text("export_version"), "timestamp": text("export_timestamp"),
 }  # fmt: skip
 """The export's columns as organisers read them."""
-ROLES = {"citizen": "Ciudadanía", "municipal": "Contacto municipal"}
-SHEET = "Respuestas"
+ROLES = {"citizen": text("role_citizen"), "municipal": text("role_municipal")}
+SHEET = text("export_sheet")
 Format = Literal["csv", "xlsx"]
 
 
