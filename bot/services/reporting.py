@@ -25,8 +25,9 @@ from bot.services import jobs
 from bot.services.conversation import Conversation, utcnow
 from bot.services.outbox import Document, Image, Outbox
 from flows.events import Reply
+from reports.texts import text
 
-if TYPE_CHECKING:  # reports/ brings pandas and matplotlib: loaded when a digest is made
+if TYPE_CHECKING:  # reports' analysis brings pandas and matplotlib: loaded for a digest
     from reports.digest import Digest
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,15 @@ def build(conv: Conversation, settings: Settings, *, since: datetime | None, unt
 async def send(outbox: Outbox, chat_id: int, digest: Digest) -> None:
     """Text summary, the charts as one album, and the result table as an XLSX document."""
     if not digest.has_news:
-        await outbox.send(chat_id, [Reply(f"{digest.period}: sin respuestas nuevas.")])
+        await outbox.send(chat_id, [Reply(text("no_news", period=digest.period))])
         return
-    await outbox.send(chat_id, [Reply(f"{digest.title}\n{digest.period}\n\n{digest.summary}")])
+    await outbox.send(chat_id, [Reply(summary_text(digest))])
     images = [Image(img.png, img.caption) for img in digest.images[:10]]
     if images:
         await outbox.send_images(chat_id, images)
     await outbox.send_document(
-        chat_id, Document(digest.xlsx(), filename="resultado.xlsx", caption=digest.period)
+        chat_id,
+        Document(digest.xlsx(), filename=f"{digest.table_file}.xlsx", caption=digest.period),
     )
 
 
@@ -127,6 +129,7 @@ async def on_request(conv: Conversation, settings: Settings, *, charts: bool = T
 
 
 def summary_text(digest: Digest) -> str:
+    """The digest's text: title, period and summary (sent with the charts, and for /resumen)."""
     return f"{digest.title}\n{digest.period}\n\n{digest.summary}"
 
 
