@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import string
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from flows import catalogue
 from flows.errors import DefinitionError, Problem
 from flows.schema import Consultation, reference_problems
 
@@ -248,12 +248,8 @@ def _placeholders(text: str) -> set[str]:
         return {"{"}
 
 
-@cache
 def _catalogue() -> dict[str, Any]:
-    raw = (resources.files("flows") / "messages_es.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(raw)
-    assert isinstance(data, dict)
-    return data
+    return catalogue.load("flows", "messages_es.yaml")
 
 
 def _problems(exc: ValidationError, root: yaml.Node | None) -> list[Problem]:

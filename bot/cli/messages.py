@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
-
-import yaml
-
-
-@cache
-def _catalogue() -> dict[str, str]:
-    raw = (resources.files("bot.cli") / "messages_es.yaml").read_text(encoding="utf-8")
-    data: dict[str, str] = yaml.safe_load(raw)
-    return data
+from flows import catalogue
 
 
 def say(key: str, /, **values: object) -> str:
     """The text ``key``, its {placeholders} filled with ``values``."""
-    text = _catalogue()[key]
-    return text.format(**values) if values else text
+    return catalogue.lookup("bot.cli", "messages_es.yaml", key, values)

@@ -13,12 +13,11 @@ import re
 import string
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 
 import pytest
-import yaml
 
+from flows import catalogue
 from reports.texts import text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,9 +75,7 @@ def _calls() -> list[Call]:
 
 
 CALLS = _calls()
-CATALOGUE: dict[str, object] = yaml.safe_load(
-    (resources.files("reports") / "texts_es.yaml").read_text(encoding="utf-8")
-)
+CATALOGUE: dict[str, object] = catalogue.load("reports", "texts_es.yaml")
 
 
 def _placeholders(value: str) -> dict[str, str]:
