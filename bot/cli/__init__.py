@@ -2,3 +2,7 @@
 
 May import everything of ours; nothing imports it.
 """
+
+from bot.cli import translations
+
+translations.install()  # before Click and Typer are imported: their own words in Spanish

@@ -23,7 +23,7 @@ from flows.events import Button, Choice, Command, Event, Reply, Start, Text
 from flows.prompts import as_messages
 from storage import rehearsals
 
-app = typer.Typer(help=say("app_help"), no_args_is_help=True)
+app = typer.Typer(help=say("app_help"), no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help=say("db_help"), no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(invite_app, name="invite")
