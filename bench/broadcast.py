@@ -15,9 +15,8 @@ Method
   (``c:y:<token>``) is applied by ``bot.services.conversation.Conversation.apply_sync``, as
   the bot does (token checked, participant stored and bound to the invitation, one
   transaction). So every contact is a municipal participant who consented and has not
-  finished. They
-  accepted four days before the benchmark's clock (a weekday, 15:00 in Santiago, outside
-  quiet hours); reminders are due after three days: all of them are due.
+  finished. They accepted four days before the benchmark's clock (a weekday, 15:00 in
+  Santiago, outside quiet hours); reminders are due after three days: all of them are due.
 * **Processes.** The Bot API stand-in (``tests.helpers.botapi`` via
   ``bench.standin_server.BenchStandIn``: tornado, real HTTP on 127.0.0.1) runs in this process
   with ``flood_limit_per_s=30``: more than 30 send calls accepted in one sliding second and it
