@@ -8,6 +8,7 @@ A short yes/no/done word means the button of that role where one is offered.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -69,7 +70,7 @@ def candidates(
                 found = [b for b in unique if role(b) == kind]
                 if found:
                     return found
-    labels = [(b, fold(b.label)) for b in unique]
+    labels = [(b, _folded_label(b.label)) for b in unique]
     exact = [b for b, label in labels if label == wanted]
     if exact:
         return exact
@@ -80,6 +81,13 @@ def candidates(
     if not any(len(w) >= 4 for w in typed):
         return []
     return [b for b, label in labels if all(_in_words(w, label.split()) for w in typed)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _folded_label(label: str) -> str:
+    """``fold`` of a button's label, kept: the same few hundred labels are offered to every
+    participant, and folding is most of the time spent matching (bench.updates --profile)."""
+    return fold(label)
 
 
 def _near(typed: str, label: str) -> bool:

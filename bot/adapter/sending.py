@@ -20,7 +20,7 @@ import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import (
     Bot,
@@ -51,11 +51,29 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     return _markup(reply.buttons) if reply.buttons else None
 
 
+class _Keyboard(InlineKeyboardMarkup):
+    """An inline keyboard that works out its JSON data once.
+
+    PTB walks every button of a keyboard (``to_dict``) each time it is sent; a keyboard of
+    ours is made once and sent to every participant (``_markup``), and it is immutable, so
+    its data can be too. The dict is shared: PTB only reads it, to encode the request.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, rows: Sequence[Sequence[InlineKeyboardButton]]) -> None:
+        super().__init__(rows)
+        self._data: dict[str, Any] = super().to_dict()
+
+    def to_dict(self, recursive: bool = True) -> dict[str, Any]:
+        return self._data if recursive else super().to_dict(recursive)
+
+
 @functools.lru_cache(maxsize=512)
 def _markup(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup:
     """Made once per keyboard: a consultation shows the same few again and again, and PTB's
     objects cost more to build than to send (they are immutable, so sharing them is safe)."""
-    return InlineKeyboardMarkup(
+    return _Keyboard(
         [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in rows]
     )
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import socket
 
 import pytest
-from telegram import Bot, Message
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, TimedOut
 from telegram.ext import AIORateLimiter, ExtBot
 
-from bot.adapter.sending import SEND_ATTEMPTS, deliver, with_retries
+from bot.adapter.sending import SEND_ATTEMPTS, deliver, keyboard, with_retries
 from bot.adapter.transport import AiohttpRequest, NotApplied
 from flows.events import Button, Reply
 from tests.helpers.botapi import BotApiStandIn
@@ -37,6 +37,20 @@ async def test_replies_with_keyboard_and_edit(api: BotApiStandIn, bot: Bot) -> N
     # the same edit again: Telegram's "not modified" is no error, and nothing new is sent
     await deliver(bot, USER, [Reply("Anotado", replace=True)], pressed)
     assert len(api.sent_to(USER)) == 3
+
+
+async def test_a_keyboard_sent_again_is_sent_whole(api: BotApiStandIn, bot: Bot) -> None:
+    """Keyboards are made once and their JSON data kept (``sending._Keyboard``): every
+    sending carries the same data as PTB's own serialisation, whoever it goes to."""
+    buttons = ((Button("Sí", "ag:y"), Button("No", "ag:n")), (Button("Listo", "ok:q1"),))
+    expected = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons]
+    ).to_dict()
+    for chat in (USER, USER + 1, USER):
+        await deliver(bot, chat, [Reply("¿De acuerdo?", buttons=buttons)])
+    sent = api.sent_to(USER) + api.sent_to(USER + 1)
+    assert [call.params["reply_markup"] for call in sent] == [expected] * 3
+    assert keyboard(Reply("x", buttons=buttons)) == InlineKeyboardMarkup.de_json(expected, bot)
 
 
 async def test_a_long_text_is_split_and_the_keyboard_goes_with_the_last_piece(
