@@ -321,13 +321,13 @@ def _choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
         case bt.Province(province=province):
             step = "comuna" if province else "province"
             return _goto(defn, state.evolve(step=step, target=province or None), out)
-        case bt.Comuna(comuna=comuna):
+        case bt.Comuna(option=comuna):
             out.records.append(ProfileSet("comuna", comuna))
             return _goto(defn, state.evolve(step="age_band", target=None, comuna=comuna), out)
-        case bt.AgeBand(band=band):
+        case bt.AgeBand(option=band):
             out.records.append(ProfileSet("age_band", band))
             return _goto(defn, state.evolve(step="gender", age_band=band), out)
-        case bt.Gender(gender=gender):
+        case bt.Gender(option=gender):
             out.records.append(ProfileSet("gender", gender))
             return _end_profile(defn, state.evolve(gender=gender), out)
     q = _question(defn, state)
@@ -460,18 +460,10 @@ def _overlay_choice(defn: Definition, state: State, button: bt.ButtonData, out: 
             return _goto(defn, review, out)
         case bt.ProfileEdit(field=name):
             return _goto(defn, state.evolve(overlay="profile", overlay_target=name), out)
-        case bt.Comuna(comuna=comuna):
-            out.records.append(ProfileSet("comuna", comuna))
+        case bt.ProfileOption(option=option):  # from /revisar: back to its list, whatever field
+            out.records.append(ProfileSet(button.profile_field, option))
             out.replies.append(Reply(m.review_updated))
-            return _goto(defn, review.evolve(comuna=comuna), out)
-        case bt.AgeBand(band=band):
-            out.records.append(ProfileSet("age_band", band))
-            out.replies.append(Reply(m.review_updated))
-            return _goto(defn, review.evolve(age_band=band), out)
-        case bt.Gender(gender=gender):
-            out.records.append(ProfileSet("gender", gender))
-            out.replies.append(Reply(m.review_updated))
-            return _goto(defn, review.evolve(gender=gender), out)
+            return _goto(defn, review.evolve(**{button.profile_field: option}), out)
         case bt.ReviewGoTo(key=key):
             answer = state.answer(key)
             assert answer is not None
