@@ -14,8 +14,10 @@ and answer keys about 30, so every button fits; ``encode`` checks it all the sam
 from __future__ import annotations
 
 import functools
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, ClassVar, Literal, dataclass_transform
+from dataclasses import MISSING, fields
+from typing import Any, ClassVar, Literal
+
+from flows.events import Frozen
 
 MAX_DATA = 64
 """Telegram's limit on a button's callback data, in bytes."""
@@ -25,11 +27,9 @@ KINDS: dict[str, type[ButtonData]] = {}
 
 
 # The kinds are many and small: declared as ``class Comuna(ButtonData, prefix="cm")``, each is
-# made a frozen dataclass and registered by its prefix here, so no kind can be left out of
-# ``KINDS`` or share a prefix with another. ``frozen_default`` tells type checkers as much.
-@dataclass_transform(frozen_default=True)
-@dataclass(frozen=True)
-class ButtonData:
+# made a frozen dataclass (by ``Frozen``) and registered by its prefix here, so no kind can be
+# left out of ``KINDS`` or share a prefix with another.
+class ButtonData(Frozen):
     """Base of every button kind: ``prefix`` then the fields, separated by ``:``.
 
     Fields are strings (without ``:``) or booleans (``y``/``n``); trailing fields that have
@@ -40,7 +40,6 @@ class ButtonData:
 
     def __init_subclass__(cls, prefix: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        dataclass(frozen=True)(cls)
         if prefix is None:
             return  # a base that only shares fields between kinds, not a kind itself
         if prefix in KINDS:
