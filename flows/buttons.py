@@ -14,15 +14,22 @@ and answer keys about 30, so every button fits; ``encode`` checks it all the sam
 from __future__ import annotations
 
 import functools
-from dataclasses import MISSING, dataclass, fields
-from typing import ClassVar, Literal
+from dataclasses import MISSING, fields
+from typing import Any, ClassVar, Literal
+
+from flows.events import Frozen
 
 MAX_DATA = 64
 """Telegram's limit on a button's callback data, in bytes."""
 
+KINDS: dict[str, type[ButtonData]] = {}
+"""Every kind by its prefix, in the order declared; filled as each kind is declared."""
 
-@dataclass(frozen=True)
-class ButtonData:
+
+# The kinds are many and small: declared as ``class Comuna(ButtonData, prefix="cm")``, each is
+# made a frozen dataclass (by ``Frozen``) and registered by its prefix here, so no kind can be
+# left out of ``KINDS`` or share a prefix with another.
+class ButtonData(Frozen):
     """Base of every button kind: ``prefix`` then the fields, separated by ``:``.
 
     Fields are strings (without ``:``) or booleans (``y``/``n``); trailing fields that have
@@ -30,6 +37,15 @@ class ButtonData:
     """
 
     prefix: ClassVar[str]
+
+    def __init_subclass__(cls, prefix: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if prefix is None:
+            return  # a base that only shares fields between kinds, not a kind itself
+        if prefix in KINDS:
+            raise TypeError(f"{cls.__name__}: prefix {prefix!r} is {KINDS[prefix].__name__}'s")
+        cls.prefix = prefix
+        KINDS[prefix] = cls
 
     def encode(self) -> str:
         parts = [self.prefix]
@@ -68,216 +84,164 @@ def _layout(prefix: str) -> tuple[tuple[tuple[str, bool], ...], int]:
     return tuple((f.name, f.type in ("bool", bool)) for f in declared), required
 
 
+class _OnQuestion(ButtonData):
+    """The kinds about one question of the consultation: its id comes first."""
+
+    question: str
+
+
+class _Option(_OnQuestion):
+    """The kinds that pick an option of a question: the option's id comes second."""
+
+    option: str
+
+
+class _OnAnswer(ButtonData):
+    """The kinds about one stored answer (a change, mostly): its key comes first."""
+
+    key: str
+
+
 # --- before consent, and the reminders -------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Consent(ButtonData):
+class Consent(ButtonData, prefix="c"):
     """Accept (with an invitation's token, if any) or decline taking part."""
 
-    prefix = "c"
     accept: bool
     token: str = ""
 
 
-@dataclass(frozen=True)
-class StopReminders(ButtonData):
+class StopReminders(ButtonData, prefix="nr"):
     """ "No recordarme más" under a reminder."""
-
-    prefix = "nr"
 
 
 # --- the profile -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Province(ButtonData):
+class Province(ButtonData, prefix="pv"):
     """A province (its comunas come next); ``province`` empty: back to the provinces."""
 
-    prefix = "pv"
     province: str = ""
 
 
-@dataclass(frozen=True)
-class Comuna(ButtonData):
-    prefix = "cm"
-    comuna: str
+class ProfileOption(ButtonData):
+    """The kinds that pick an option of a profile field, by its id; ``profile_field`` says
+    which field (and which attribute of the state) it sets."""
+
+    profile_field: ClassVar[Literal["comuna", "age_band", "gender"]]
+    option: str
 
 
-@dataclass(frozen=True)
-class AgeBand(ButtonData):
-    prefix = "ab"
-    band: str
+class Comuna(ProfileOption, prefix="cm"):
+    profile_field = "comuna"
 
 
-@dataclass(frozen=True)
-class Gender(ButtonData):
-    prefix = "gd"
-    gender: str
+class AgeBand(ProfileOption, prefix="ab"):
+    profile_field = "age_band"
+
+
+class Gender(ProfileOption, prefix="gd"):
+    profile_field = "gender"
 
 
 # --- answering ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Skip(ButtonData):
+class Skip(ButtonData, prefix="s"):
     """Leave the step ``step`` (about ``target``) without answering it."""
 
-    prefix = "s"
     step: str
     target: str
 
 
-@dataclass(frozen=True)
-class Agree(ButtonData):
+class Agree(_Option, prefix="ag"):
     """An option of an agreement question."""
 
-    prefix = "ag"
-    question: str
-    option: str
 
-
-@dataclass(frozen=True)
-class Facts(ButtonData):
+class Facts(_OnQuestion, prefix="dt"):
     """«Datos del taller»: the context cards of ``question``."""
 
-    prefix = "dt"
-    question: str
 
-
-@dataclass(frozen=True)
-class ReasonStill(ButtonData):
+class ReasonStill(_OnQuestion, prefix="rz"):
     """After a changed agreement: does the reason given before still hold?"""
 
-    prefix = "rz"
-    question: str
     keep: bool
 
 
-@dataclass(frozen=True)
-class Toggle(ButtonData):
+class Toggle(_Option, prefix="o"):
     """An option of a desirable question, chosen or unchosen."""
 
-    prefix = "o"
-    question: str
-    option: str
 
-
-@dataclass(frozen=True)
-class Next(ButtonData):
+class Next(_OnQuestion, prefix="n"):
     """ "Siguiente pregunta": done with ``question``."""
 
-    prefix = "n"
-    question: str
 
-
-@dataclass(frozen=True)
-class SaveText(ButtonData):
+class SaveText(_OnQuestion, prefix="ks"):
     """Whether the text just typed (kept in the state) is stored as a new change."""
 
-    prefix = "ks"
-    question: str
     save: bool
 
 
-@dataclass(frozen=True)
-class System(ButtonData):
+class System(_OnAnswer, prefix="sy"):
     """Tag the change ``key`` with a system of the regional strategy."""
 
-    prefix = "sy"
-    key: str
     system: str
 
 
-@dataclass(frozen=True)
-class Judge(ButtonData):
+class Judge(_OnAnswer, prefix="f"):
     """Mark the change ``key`` with the verdict ``option`` (possible or not)."""
 
-    prefix = "f"
-    key: str
     option: str
 
 
-@dataclass(frozen=True)
-class Done(ButtonData):
+class Done(_OnQuestion, prefix="ok"):
     """ "Listo": the changes of the feasibility question are all marked."""
-
-    prefix = "ok"
-    question: str
 
 
 # --- overlays: /menu, /revisar, /borrar --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Close(ButtonData):
-    prefix = "x"
+class Close(ButtonData, prefix="x"):
+    """Close the overlay (/menu, /revisar, /borrar) and resume the step it covered."""
 
 
-@dataclass(frozen=True)
-class GoTo(ButtonData):
+class GoTo(_OnQuestion, prefix="mn"):
     """A question of /menu."""
 
-    prefix = "mn"
-    question: str
+
+class ReviewItem(_OnAnswer, prefix="rv"):
+    """Open the answer ``key`` of /revisar's list (also «No» to deleting it)."""
 
 
-@dataclass(frozen=True)
-class ReviewItem(ButtonData):
-    prefix = "rv"
-    key: str
+class ReviewBack(ButtonData, prefix="rb"):
+    """Back to /revisar's list."""
 
 
-@dataclass(frozen=True)
-class ReviewBack(ButtonData):
-    prefix = "rb"
+class ReviewEdit(_OnAnswer, prefix="re"):
+    """Type the text of the answer ``key`` anew."""
 
 
-@dataclass(frozen=True)
-class ReviewEdit(ButtonData):
-    prefix = "re"
-    key: str
+class ReviewGoTo(_OnAnswer, prefix="rg"):
+    """Go back to the question of the answer ``key``, to answer it again."""
 
 
-@dataclass(frozen=True)
-class ReviewGoTo(ButtonData):
-    prefix = "rg"
-    key: str
-
-
-@dataclass(frozen=True)
-class ReviewDelete(ButtonData):
+class ReviewDelete(_OnAnswer, prefix="rd"):
     """Delete the answer ``key``; ``confirmed`` once the participant said yes."""
 
-    prefix = "rd"
-    key: str
     confirmed: bool = False
 
 
-@dataclass(frozen=True)
-class ProfileEdit(ButtonData):
+class ProfileEdit(ButtonData, prefix="pe"):
     """A field of the profile, from /revisar: ``place``, ``age_band`` or ``gender``."""
 
-    prefix = "pe"
     field: str
 
 
-@dataclass(frozen=True)
-class Erase(ButtonData):
+class Erase(ButtonData, prefix="bz"):
     """/borrar's confirmation."""
 
-    prefix = "bz"
     confirmed: bool
-
-
-KINDS: dict[str, type[ButtonData]] = {
-    cls.prefix: cls
-    for cls in (
-        Consent, StopReminders, Province, Comuna, AgeBand, Gender, Skip, Agree, Facts, ReasonStill,
-        Toggle, Next, SaveText, System, Judge, Done, Close, GoTo, ReviewItem,
-        ReviewBack, ReviewEdit, ReviewGoTo, ReviewDelete, ProfileEdit, Erase,
-    )
-}  # fmt: skip
 
 
 def decode(data: str) -> ButtonData | None:

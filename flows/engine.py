@@ -14,31 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flows import buttons as bt
+from flows import events as ev  # the many kinds of event and record, as bt. for buttons
 from flows import matching, prompts
 from flows.definition import MAX_TEXT, Definition
-from flows.events import (
-    Answer,
-    AnswerRecorded,
-    AnswerRemoved,
-    Button,
-    Choice,
-    Command,
-    ConsentDeclined,
-    ConsentGiven,
-    Edited,
-    Event,
-    Finished,
-    InvitationAccepted,
-    InviteCheck,
-    Invited,
-    ParticipantErased,
-    ProfileSet,
-    Record,
-    Reply,
-    Start,
-    Text,
-    Unsupported,
-)
+from flows.events import Answer, Reply  # built all through the engine
 from flows.schema import Question
 from flows.state import Role, State
 
@@ -49,7 +28,7 @@ class Step:
 
     state: State | None
     replies: tuple[Reply, ...] = ()
-    records: tuple[Record, ...] = ()
+    records: tuple[ev.Record, ...] = ()
 
 
 @dataclass
@@ -57,7 +36,7 @@ class _Out:
     """Replies and records gathered while one event is handled."""
 
     replies: list[Reply] = field(default_factory=list)
-    records: list[Record] = field(default_factory=list)
+    records: list[ev.Record] = field(default_factory=list)
 
     def done(self, state: State | None) -> Step:
         return Step(state, tuple(_readable(self.replies)), tuple(self.records))
@@ -89,8 +68,8 @@ def new_state(defn: Definition, role: Role = "citizen", comuna: str | None = Non
 def step(
     defn: Definition,
     state: State | None,
-    event: Event,
-    invite: InviteCheck | None = None,
+    event: ev.Event,
+    invite: ev.InviteCheck | None = None,
     closed_on: date | None = None,
 ) -> Step:
     """Handle one event of one participant.
@@ -114,40 +93,40 @@ def step(
         state = _repair(defn, state, out)
     if state is None or state.stage == "declined":
         return _before_consent(defn, state, event, invited, out)
-    if isinstance(event, Start) and invited is not None and state.role != "municipal":
+    if isinstance(event, ev.Start) and invited is not None and state.role != "municipal":
         return _upgrade(defn, state, invited, out)
-    if isinstance(event, Start):
+    if isinstance(event, ev.Start):
         out.replies.append(Reply(defn.messages.welcome_back))
         state = state.evolve(overlay=None, overlay_target=None)
         out.replies += prompts.resume(defn, state)
         return out.done(state)
-    if isinstance(event, Command):
+    if isinstance(event, ev.Command):
         return _command(defn, state, event, out)
-    if isinstance(event, Choice):
+    if isinstance(event, ev.Choice):
         return _choice(defn, state, event.data, out)
-    if isinstance(event, Text):
+    if isinstance(event, ev.Text):
         return _text(defn, state, event.text, out)
-    if isinstance(event, Edited):
+    if isinstance(event, ev.Edited):
         out.replies.append(Reply(defn.messages.edited))
         return out.done(state)
-    assert isinstance(event, Unsupported)
+    assert isinstance(event, ev.Unsupported)
     out.replies.append(Reply(defn.messages.unsupported))
     out.replies += prompts.current(defn, state)
     return out.done(state)
 
 
-def _erasing(event: Event) -> bool:
+def _erasing(event: ev.Event) -> bool:
     """/borrar, or its confirmation button."""
-    if isinstance(event, Command):
+    if isinstance(event, ev.Command):
         return event.name == "borrar"
-    return isinstance(event, Choice) and isinstance(bt.decode(event.data), bt.Erase)
+    return isinstance(event, ev.Choice) and isinstance(bt.decode(event.data), bt.Erase)
 
 
-def _closed(defn: Definition, state: State | None, event: Event, closed_on: date) -> Step:
+def _closed(defn: Definition, state: State | None, event: ev.Event, closed_on: date) -> Step:
     """After the closing: the notice, after the help or privacy text if asked for; the state
     is returned as it came, so nothing is stored."""
     notice = Reply(prompts.closed(defn, closed_on))
-    if isinstance(event, Command) and event.name in ("ayuda", "privacidad"):
+    if isinstance(event, ev.Command) and event.name in ("ayuda", "privacidad"):
         asked = defn.messages.help if event.name == "ayuda" else defn.consultation.privacy
         return Step(state, (Reply(asked), notice))
     return Step(state, (notice,))
@@ -157,12 +136,12 @@ def _closed(defn: Definition, state: State | None, event: Event, closed_on: date
 
 
 def _before_consent(
-    defn: Definition, state: State | None, event: Event, invited: Invited | None, out: _Out
+    defn: Definition, state: State | None, event: ev.Event, invited: ev.Invited | None, out: _Out
 ) -> Step:
     """Newcomers (state None: nothing stored) and those who declined."""
     m = defn.messages
-    pressed = bt.decode(event.data) if isinstance(event, Choice) else None
-    if isinstance(event, Text) and state is None:
+    pressed = bt.decode(event.data) if isinstance(event, ev.Choice) else None
+    if isinstance(event, ev.Text) and state is None:
         offered = prompts.offered(prompts.consent(defn))
         found = matching.candidates(event.text, offered, _role)
         pressed = bt.decode(found[0].data) if len(found) == 1 else None
@@ -170,10 +149,10 @@ def _before_consent(
             out.replies.append(Reply(defn.messages.consent_hint))
             return out.done(state)
     if isinstance(pressed, bt.Consent) and pressed.accept:
-        out.records.append(ConsentGiven())
+        out.records.append(ev.ConsentGiven())
         if invited is not None:
-            out.records += [InvitationAccepted(invited.invitation_id),
-                            ProfileSet("comuna", invited.comuna)]  # fmt: skip
+            out.records += [ev.InvitationAccepted(invited.invitation_id),
+                            ev.ProfileSet("comuna", invited.comuna)]  # fmt: skip
             out.replies.append(Reply(m.consent_thanks_municipal))
             base = new_state(defn, "municipal", invited.comuna)
             return _enter(defn, base, base.question or "", out)
@@ -186,15 +165,15 @@ def _before_consent(
         out.replies += prompts.current(defn, new)
         return out.done(new)
     if isinstance(pressed, bt.Consent) and state is None:  # declined
-        out.records.append(ConsentDeclined())
+        out.records.append(ev.ConsentDeclined())
         out.replies.append(Reply(m.declined))
         return out.done(State("declined", "declined", defn.version))
-    if isinstance(event, Command) and event.name == "borrar" and state is not None:
+    if isinstance(event, ev.Command) and event.name == "borrar" and state is not None:
         # Who declined is stored only so as not to be asked again: erased at once.
-        out.records.append(ParticipantErased())
+        out.records.append(ev.ParticipantErased())
         out.replies.append(Reply(m.erased))
         return out.done(None)
-    if isinstance(event, Command):
+    if isinstance(event, ev.Command):
         texts = {"ayuda": m.help, "privacidad": defn.consultation.privacy,
                  "glosario": prompts.glossary(defn)}  # fmt: skip
         if state is None:
@@ -202,18 +181,18 @@ def _before_consent(
         fallback = m.consent_required if state is None else m.declined_again
         out.replies.append(Reply(texts.get(event.name, fallback)))
         return out.done(state)
-    if isinstance(event, Start):
+    if isinstance(event, ev.Start):
         out.replies += prompts.consent(defn, invited)
         return out.done(state)
     out.replies.append(Reply(m.consent_required if state is None else m.declined_again))
     return out.done(state)
 
 
-def _upgrade(defn: Definition, state: State, invited: Invited, out: _Out) -> Step:
+def _upgrade(defn: Definition, state: State, invited: ev.Invited, out: _Out) -> Step:
     """A citizen opens their personal invitation: they keep every answer and from now on
     answer for their comuna; the profile questions are no longer needed."""
-    out.records += [InvitationAccepted(invited.invitation_id),
-                    ProfileSet("comuna", invited.comuna)]  # fmt: skip
+    out.records += [ev.InvitationAccepted(invited.invitation_id),
+                    ev.ProfileSet("comuna", invited.comuna)]  # fmt: skip
     state = state.evolve(role="municipal", comuna=invited.comuna, overlay=None,
                          overlay_target=None)  # fmt: skip
     comuna = next((o.label for o in defn.consultation.profile.comunas()
@@ -226,7 +205,7 @@ def _upgrade(defn: Definition, state: State, invited: Invited, out: _Out) -> Ste
     return out.done(state)
 
 
-def _invite_problem(defn: Definition, invite: InviteCheck) -> str:
+def _invite_problem(defn: Definition, invite: ev.InviteCheck) -> str:
     m = defn.messages
     return {
         "used": m.invitation_used,
@@ -240,7 +219,7 @@ def _invite_problem(defn: Definition, invite: InviteCheck) -> str:
 # --- commands -------------------------------------------------------------------------------
 
 
-def _command(defn: Definition, state: State, cmd: Command, out: _Out) -> Step:
+def _command(defn: Definition, state: State, cmd: ev.Command, out: _Out) -> Step:
     m = defn.messages
     texts = {"ayuda": m.help, "privacidad": defn.consultation.privacy,
              "glosario": prompts.glossary(defn)}  # fmt: skip
@@ -321,14 +300,14 @@ def _choice(defn: Definition, state: State, data: str, out: _Out) -> Step:
         case bt.Province(province=province):
             step = "comuna" if province else "province"
             return _goto(defn, state.evolve(step=step, target=province or None), out)
-        case bt.Comuna(comuna=comuna):
-            out.records.append(ProfileSet("comuna", comuna))
+        case bt.Comuna(option=comuna):
+            out.records.append(ev.ProfileSet("comuna", comuna))
             return _goto(defn, state.evolve(step="age_band", target=None, comuna=comuna), out)
-        case bt.AgeBand(band=band):
-            out.records.append(ProfileSet("age_band", band))
+        case bt.AgeBand(option=band):
+            out.records.append(ev.ProfileSet("age_band", band))
             return _goto(defn, state.evolve(step="gender", age_band=band), out)
-        case bt.Gender(gender=gender):
-            out.records.append(ProfileSet("gender", gender))
+        case bt.Gender(option=gender):
+            out.records.append(ev.ProfileSet("gender", gender))
             return _end_profile(defn, state.evolve(gender=gender), out)
     q = _question(defn, state)
     match button:
@@ -447,7 +426,7 @@ def _overlay_choice(defn: Definition, state: State, button: bt.ButtonData, out: 
             out.replies += prompts.resume(defn, closed)
             return out.done(closed)
         case bt.Erase():
-            out.records.append(ParticipantErased())
+            out.records.append(ev.ParticipantErased())
             out.replies.append(Reply(m.erased))
             return out.done(None)
         case bt.GoTo(question=question):
@@ -460,18 +439,10 @@ def _overlay_choice(defn: Definition, state: State, button: bt.ButtonData, out: 
             return _goto(defn, review, out)
         case bt.ProfileEdit(field=name):
             return _goto(defn, state.evolve(overlay="profile", overlay_target=name), out)
-        case bt.Comuna(comuna=comuna):
-            out.records.append(ProfileSet("comuna", comuna))
+        case bt.ProfileOption(option=option):  # from /revisar: back to its list, whatever field
+            out.records.append(ev.ProfileSet(button.profile_field, option))
             out.replies.append(Reply(m.review_updated))
-            return _goto(defn, review.evolve(comuna=comuna), out)
-        case bt.AgeBand(band=band):
-            out.records.append(ProfileSet("age_band", band))
-            out.replies.append(Reply(m.review_updated))
-            return _goto(defn, review.evolve(age_band=band), out)
-        case bt.Gender(gender=gender):
-            out.records.append(ProfileSet("gender", gender))
-            out.replies.append(Reply(m.review_updated))
-            return _goto(defn, review.evolve(gender=gender), out)
+            return _goto(defn, review.evolve(**{button.profile_field: option}), out)
         case bt.ReviewGoTo(key=key):
             answer = state.answer(key)
             assert answer is not None
@@ -523,7 +494,7 @@ def _text(defn: Definition, state: State, raw: str, out: _Out) -> Step:
     if state.overlay is None and state.step in ("province", "comuna"):
         comuna = defn.consultation.profile.find_comuna(text)
         if comuna is not None:
-            out.records.append(ProfileSet("comuna", comuna))
+            out.records.append(ev.ProfileSet("comuna", comuna))
             return _goto(defn, state.evolve(step="age_band", target=None, comuna=comuna), out)
     if state.overlay is not None or state.step not in ("ask", "system", "reason", "enabler"):
         out.replies.append(Reply(_hint(defn, text, offered)))
@@ -575,11 +546,11 @@ def _judge_numbers(defn: Definition, state: State, numbers: list[int], out: _Out
     return out.done(state)
 
 
-def _role(button: Button) -> matching.Role | None:
+def _role(button: ev.Button) -> matching.Role | None:
     return bt.role(button.data)
 
 
-def _hint(defn: Definition, text: str, offered: list[Button]) -> str:
+def _hint(defn: Definition, text: str, offered: list[ev.Button]) -> str:
     """One line naming two or three of the buttons, never the whole message again."""
     labels = [b.label.removeprefix("✅ ") for b in offered][:3]
     if not labels:
@@ -630,7 +601,7 @@ def _leave_question(defn: Definition, state: State, out: _Out) -> Step:
     if following is not None:
         return _enter(defn, state, following, out)
     state = state.evolve(stage="finished", step="done", question=None)
-    out.records.append(Finished())
+    out.records.append(ev.Finished())
     out.replies += prompts.summary(defn, state)
     out.replies.append(Reply(defn.consultation.thanks))
     return out.done(state)
@@ -658,7 +629,7 @@ def _record(state: State, answer: Answer, out: _Out) -> State:
     previous = state.answer(answer.key)
     if previous == answer:  # the same choice again: nothing to store
         return state
-    out.records.append(AnswerRecorded(answer, previous))
+    out.records.append(ev.AnswerRecorded(answer, previous))
     if previous is None:
         return state.evolve(answers=(*state.answers, answer))
     return state.evolve(answers=tuple(answer if a.key == answer.key else a for a in state.answers))
@@ -667,7 +638,7 @@ def _record(state: State, answer: Answer, out: _Out) -> State:
 def _remove(state: State, answer: Answer, out: _Out) -> State:
     """Delete an answer, and the feasibility judgements of it."""
     gone = [a for a in state.answers if a.key == answer.key or a.refers_to == answer.key]
-    out.records += [AnswerRemoved(a) for a in gone]
+    out.records += [ev.AnswerRemoved(a) for a in gone]
     keys = {a.key for a in gone}
     return state.evolve(answers=tuple(a for a in state.answers if a.key not in keys))
 

@@ -7,27 +7,37 @@ terminal rehearsal both translate their input into these and deliver the replies
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, dataclass_transform
+
+
+# Some twenty kinds here and as many buttons (flows.buttons), all alike: declared as
+# ``class Text(Frozen)``, each is made a frozen dataclass; ``frozen_default`` tells type
+# checkers as much.
+@dataclass_transform(frozen_default=True)
+class Frozen:
+    """Base of every event, reply and record, and of the buttons' data: a frozen dataclass."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True)(cls)
+
 
 # --- Events: what the participant did ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Start:
+class Start(Frozen):
     """The participant opened the conversation, e.g. ``/start`` or ``/start <payload>``."""
 
     payload: str = ""
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(Frozen):
     """A plain text message, e.g. ``Text("Más intercambio con San Juan")``."""
 
     text: str
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(Frozen):
     """A button was pressed; ``data`` is the button's data, e.g. ``Choice("o:q1:peru")``.
 
     It may come from an old message or be forged: the engine checks it against the step.
@@ -36,31 +46,27 @@ class Choice:
     data: str
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Frozen):
     """A command other than start, e.g. ``Command("revisar")``; unknown names are answered."""
 
     name: str
     args: str = ""
 
 
-@dataclass(frozen=True)
-class Unsupported:
+class Unsupported(Frozen):
     """Something the consultation cannot take: ``Unsupported("photo")``, ``"sticker"``..."""
 
     kind: str
 
 
-@dataclass(frozen=True)
-class Edited:
+class Edited(Frozen):
     """The participant edited a message they had sent; answers are changed with /revisar."""
 
 
 Event = Start | Text | Choice | Command | Unsupported | Edited
 
 
-@dataclass(frozen=True)
-class Invited:
+class Invited(Frozen):
     """A valid personal invitation of a municipal contact (checked by the caller)."""
 
     invitation_id: int
@@ -73,8 +79,7 @@ class Invited:
 InviteVerdict = Literal["ok", "unknown", "expired", "revoked", "erased", "used", "throttled"]
 
 
-@dataclass(frozen=True)
-class InviteCheck:
+class InviteCheck(Frozen):
     """What the caller found for an invitation token that came with an event: ``/start
     <token>`` or the consent button of an invitation. ``invited`` is set when ``ok``."""
 
@@ -85,16 +90,14 @@ class InviteCheck:
 # --- Replies: what to send back -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Button:
+class Button(Frozen):
     """A button: ``Button("Sí", "c:yes")``. ``data`` is at most 64 bytes."""
 
     label: str
     data: str
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(Frozen):
     """A message to the participant, plain text (never markup), with rows of buttons.
 
     ``replace`` asks the channel to update the message whose button was pressed instead of
@@ -113,8 +116,7 @@ class Reply:
 AnswerKind = Literal["acuerdo", "deseable", "posible"]
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(Frozen):
     """One stored answer.
 
     ``key`` is unique per participant and stable: ``"q1.o.peru"`` for a chosen option,
@@ -132,54 +134,46 @@ class Answer:
     refers_to: str | None = None
 
 
-@dataclass(frozen=True)
-class ConsentGiven:
+class ConsentGiven(Frozen):
     """The participant accepted to take part: from now on their answers are stored."""
 
 
-@dataclass(frozen=True)
-class ConsentDeclined:
+class ConsentDeclined(Frozen):
     """The participant declined: only the fact is kept, so that they are not asked again."""
 
 
-@dataclass(frozen=True)
-class ProfileSet:
+class ProfileSet(Frozen):
     """``ProfileSet("comuna", "ovalle")``; ``value`` None means skipped."""
 
     field: Literal["comuna", "age_band", "gender"]
     value: str | None
 
 
-@dataclass(frozen=True)
-class AnswerRecorded:
+class AnswerRecorded(Frozen):
     """An answer was given or changed; ``previous`` is what it replaced, if anything."""
 
     answer: Answer
     previous: Answer | None = None
 
 
-@dataclass(frozen=True)
-class AnswerRemoved:
+class AnswerRemoved(Frozen):
     """An answer was deleted by the participant (``/revisar`` → eliminar)."""
 
     previous: Answer
 
 
-@dataclass(frozen=True)
-class InvitationAccepted:
+class InvitationAccepted(Frozen):
     """The participant consented through their invitation (or upgraded to it): from now on
     they answer for their comuna, with the role ``municipal``."""
 
     invitation_id: int
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(Frozen):
     """The participant reached the end of the consultation (possibly again)."""
 
 
-@dataclass(frozen=True)
-class ParticipantErased:
+class ParticipantErased(Frozen):
     """``/borrar`` confirmed: everything about the participant must be deleted."""
 
 

@@ -26,6 +26,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any, TypedDict, Unpack
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -95,6 +96,26 @@ NOTE_GAP = 0.1  # inches after a line of the header
 @cache
 def _font(size: float = BASE_PT, weight: str = "normal") -> FontProperties:
     return FontProperties(family=FONT, size=size, weight=weight)
+
+
+class _Look(TypedDict, total=False):
+    """How a text is drawn, beside its place and size: the words of the page's texts and the
+    chart's alike (``_Page.text``, ``_write``), with the same defaults (``_drawn``)."""
+
+    weight: str
+    color: str
+    ha: str
+
+
+def _drawn(look: _Look, size: float = BASE_PT) -> dict[str, Any]:
+    """Matplotlib's words for ``look``: by default normal weight, in ink, from the left; never
+    read as math (a label may hold a ``$``)."""
+    return {
+        "fontproperties": _font(size, look.get("weight", "normal")),
+        "color": look.get("color", INK),
+        "ha": look.get("ha", "left"),
+        "parse_math": False,
+    }
 
 
 class _Page:
@@ -187,22 +208,17 @@ class _Page:
         text: str,
         *,
         size: float = BASE_PT,
-        weight: str = "normal",
-        color: str = INK,
-        ha: str = "left",
         va: str = "top",
+        **look: Unpack[_Look],
     ) -> Text:
         return self.fig.text(
             x,
             HEIGHT_IN - y_from_top,
             text,
             transform=self.fig.dpi_scale_trans,
-            fontproperties=_font(size, weight),
-            color=color,
-            ha=ha,
             va=va,
             linespacing=LINESPACING,
-            parse_math=False,
+            **_drawn(look, size),
         )
 
     def block(
@@ -396,10 +412,8 @@ def _write(
     text: str,
     *,
     axes_x: bool = False,
-    weight: str = "normal",
-    color: str = INK,
-    ha: str = "left",
     offset_pt: float = 0.0,
+    **look: Unpack[_Look],
 ) -> None:
     """One line of base text on ``baseline`` (chart inches); ``x`` in data units, or in axes
     fractions if ``axes_x``, moved ``offset_pt`` points sideways."""
@@ -409,12 +423,9 @@ def _write(
         xycoords=ax.get_yaxis_transform() if axes_x else "data",
         xytext=(offset_pt, 0),
         textcoords="offset points",
-        ha=ha,
         va="baseline",
-        color=color,
-        fontproperties=_font(BASE_PT, weight),
-        parse_math=False,
         annotation_clip=False,
+        **_drawn(look),
     )
 
 

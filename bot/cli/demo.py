@@ -192,11 +192,11 @@ class _Person:
         if step in ("province", "comuna"):
             return self._profile_place(pressed, skip)
         if any(isinstance(b, bt.AgeBand) for b in pressed.values()):
-            bands = {d: AGE_WEIGHTS.get(b.band, 5.0) for d, b in pressed.items()
+            bands = {d: AGE_WEIGHTS.get(b.option, 5.0) for d, b in pressed.items()
                      if isinstance(b, bt.AgeBand)}  # fmt: skip
             return self._pick_or_skip(bands, AGE_WEIGHTS.get("", 0.0), skip)
         if any(isinstance(b, bt.Gender) for b in pressed.values()):
-            genders = {d: GENDER_WEIGHTS.get(b.gender, 5.0) for d, b in pressed.items()
+            genders = {d: GENDER_WEIGHTS.get(b.option, 5.0) for d, b in pressed.items()
                        if isinstance(b, bt.Gender)}  # fmt: skip
             return self._pick_or_skip(genders, GENDER_WEIGHTS.get("", 0.0), skip)
         if any(isinstance(b, bt.Agree) for b in pressed.values()):
