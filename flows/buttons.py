@@ -48,21 +48,28 @@ class ButtonData(Frozen):
         KINDS[prefix] = cls
 
     def encode(self) -> str:
-        parts = [self.prefix]
-        for name, is_flag in _fields_of(type(self)):
-            value = getattr(self, name)
-            if is_flag:
-                parts.append("y" if value else "n")
-            else:
-                if ":" in value:
-                    raise ValueError(f"{type(self).__name__}.{name} may not hold ':': {value!r}")
-                parts.append(value)
-        while len(parts) > 1 + _required(type(self)) and parts[-1] == "":
-            parts.pop()  # an empty optional field: "c:y", not "c:y:"
-        data = ":".join(parts)
-        if len(data.encode("utf-8")) > MAX_DATA:
-            raise ValueError(f"callback data longer than {MAX_DATA} bytes: {data!r}")
-        return data
+        return _encoded(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(button: ButtonData) -> str:
+    """``button``'s callback data, kept: buttons are immutable, and the same few hundred are
+    offered to every participant (making them was a fifth of the engine's time)."""
+    parts = [button.prefix]
+    for name, is_flag in _fields_of(type(button)):
+        value = getattr(button, name)
+        if is_flag:
+            parts.append("y" if value else "n")
+        else:
+            if ":" in value:
+                raise ValueError(f"{type(button).__name__}.{name} may not hold ':': {value!r}")
+            parts.append(value)
+    while len(parts) > 1 + _required(type(button)) and parts[-1] == "":
+        parts.pop()  # an empty optional field: "c:y", not "c:y:"
+    data = ":".join(parts)
+    if len(data.encode("utf-8")) > MAX_DATA:
+        raise ValueError(f"callback data longer than {MAX_DATA} bytes: {data!r}")
+    return data
 
 
 def _fields_of(cls: type[ButtonData]) -> tuple[tuple[str, bool], ...]:
