@@ -3,7 +3,9 @@
 default ``messages`` domain, so a catalogue of that domain translates them:
 ``locale/es/LC_MESSAGES/messages.po`` is the source, and ``messages.mo`` beside it is
 compiled from it by ``python -m bot.cli.translations`` (a test checks that the two agree).
-The Click that Typer bundles marks none of its words: "Usage:" and its errors stay English.
+The Click that Typer bundles marks none of its words: those of the help pages and the
+suggestion for a mistyped command are set through Typer's classes (bot.cli.spanish); its
+errors for a wrong option or value ("No such option", "Invalid value") stay English.
 """
 
 from __future__ import annotations

@@ -51,3 +51,25 @@ def test_the_help_and_errors_of_consulta_speak_spanish() -> None:
     for english in ("Arguments", "Options ", "[required]", "[default:", "--install-completion"):
         assert english not in shown
     assert "No existe el comando 'nope'" in consulta("nope")
+
+
+def test_the_usage_line_the_help_option_and_suggestions_speak_spanish() -> None:
+    """The words Typer's bundled Click prints without gettext (bot.cli.spanish)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LANG")}
+
+    def consulta(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True,
+                              text=True, env=env, timeout=60)  # fmt: skip
+        return done.stdout + done.stderr
+
+    for shown in (consulta("--help"), consulta("invite", "--help"), consulta("check", "--help")):
+        assert "Uso: consulta" in shown and "[OPCIONES]" in shown
+        assert "Muestra esta ayuda y termina." in shown
+        for english in ("Usage:", "[OPTIONS]", "COMMAND [ARGS]", "Show this message"):
+            assert english not in shown
+    assert "COMANDO [ARGUMENTOS]..." in consulta("--help")
+    assert "ARCHIVO" in consulta("check", "--help")
+    wrong = consulta("invitar")
+    assert "No existe el comando 'invitar'. ¿Quiso decir 'invite'?" in wrong
+    assert "Did you mean" not in wrong and "Uso: consulta [OPCIONES]" in wrong
+    assert "¿Quiso decir" not in consulta("nada")  # nothing close: no suggestion
