@@ -144,7 +144,7 @@ class Leadership:
         """Stand for election until cancelled; lead while the lock is held."""
         while True:
             try:
-                self._engine, self._conn = await self._call(self._connect)
+                await self._connect_in_time()
                 while not await self._call(self._try_lock):
                     await asyncio.sleep(self.retry)
                 self.lead()
@@ -173,9 +173,20 @@ class Leadership:
         async with asyncio.timeout(self.timeout):
             return await asyncio.to_thread(function)
 
+    async def _connect_in_time(self) -> None:
+        """``_connect`` as ``_call`` runs it. A connection that comes after the wait ended
+        (a timeout, a shutdown) is closed when it comes: left to the garbage collector, its
+        session would stay open on the server until then."""
+        made = asyncio.ensure_future(asyncio.to_thread(self._connect))
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._engine, self._conn = await asyncio.shield(made)
+        except BaseException:
+            made.add_done_callback(_close_when_made)
+            raise
+
     def _connect(self) -> tuple[Engine, Connection]:
-        """A connection of its own for the lock (returned, not stored: if it comes too
-        late, the caller has moved on and it is dropped)."""
+        """A connection of its own for the lock."""
         url = normalise_url(self.settings.database_url)
         connect_args: dict[str, Any] = {
             "application_name": f"{APPLICATION_NAME}:{os.getpid()}",
@@ -202,17 +213,25 @@ class Leadership:
         """Drop the lock's connection (closing the session releases the lock); in a thread
         of its own, because closing a connection to an unreachable server may hang."""
         conn, engine, self._conn, self._engine = self._conn, self._engine, None, None
-
-        def close() -> None:
-            with contextlib.suppress(Exception):
-                if conn is not None:
-                    conn.close()
-            if engine is not None:
-                engine.dispose()
-
         if conn is None and engine is None:
             return None
-        return asyncio.get_running_loop().run_in_executor(None, close)
+        return asyncio.get_running_loop().run_in_executor(None, _close, conn, engine)
+
+
+def _close(conn: Connection | None, engine: Engine | None) -> None:
+    with contextlib.suppress(Exception):
+        if conn is not None:
+            conn.close()
+    if engine is not None:
+        engine.dispose()
+
+
+def _close_when_made(made: asyncio.Future[tuple[Engine, Connection]]) -> None:
+    """Close a connection nobody waited for (``Leadership._connect_in_time``)."""
+    if made.cancelled() or made.exception() is not None:
+        return
+    engine, conn = made.result()
+    asyncio.get_running_loop().run_in_executor(None, _close, conn, engine)
 
 
 @contextlib.asynccontextmanager

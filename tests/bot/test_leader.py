@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from telegram.ext import Application
 
 import storage
@@ -136,6 +137,34 @@ async def test_an_unreachable_database_leaves_the_bot_serving_as_a_standby(
     async with leader.leadership(*role_of(apps[0]), config, retry=0.1) as role:
         await asyncio.sleep(0.5)  # a few failed attempts
         assert not role.leading and role.terms == 0
+
+
+@POSTGRES_ONLY
+async def test_a_connection_made_after_the_election_stopped_is_closed(
+    apps: list[Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown (or a timeout) while the lock's connection is being made: the connection
+    arrives once nobody waits for it, and must be closed then, not left to the garbage
+    collector (a session open on the server until then; a ResourceWarning in the tests)."""
+    made: list[Connection] = []
+    connect = leader.Leadership._connect
+
+    def slow_connect(role: leader.Leadership) -> tuple[Engine, Connection]:
+        time.sleep(0.5)  # a slow server: the shutdown comes first
+        engine, conn = connect(role)
+        made.append(conn)
+        return engine, conn
+
+    monkeypatch.setattr(leader.Leadership, "_connect", slow_connect)
+    config = running.settings(apps[0])
+    async with leader.leadership(*role_of(apps[0]), config, retry=RETRY) as role:
+        await asyncio.sleep(0.1)
+    assert not role.leading
+    for _ in range(50):  # the connection arrives, then is closed in a thread of its own
+        if made and made[0].closed:
+            break
+        await asyncio.sleep(0.1)
+    assert made and made[0].closed
 
 
 async def test_stopping_the_election_survives_a_lost_cancellation() -> None:
