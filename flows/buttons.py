@@ -37,14 +37,23 @@ class ButtonData(Frozen):
     """
 
     prefix: ClassVar[str]
+    layout: ClassVar[tuple[tuple[str, bool], ...]]
+    """Each field's name and whether it is a flag (a bool), in order."""
+    required: ClassVar[int]
+    """How many fields come first without a default."""
 
     def __init_subclass__(cls, prefix: str | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+        super().__init_subclass__(**kwargs)  # now a dataclass: its fields can be read
         if prefix is None:
             return  # a base that only shares fields between kinds, not a kind itself
         if prefix in KINDS:
             raise TypeError(f"{cls.__name__}: prefix {prefix!r} is {KINDS[prefix].__name__}'s")
+        declared = fields(cls)
         cls.prefix = prefix
+        cls.layout = tuple((f.name, f.type in ("bool", bool)) for f in declared)
+        cls.required = sum(
+            1 for f in declared if f.default is MISSING and f.default_factory is MISSING
+        )
         KINDS[prefix] = cls
 
     def encode(self) -> str:
@@ -56,7 +65,7 @@ def _encoded(button: ButtonData) -> str:
     """``button``'s callback data, kept: buttons are immutable, and the same few hundred are
     offered to every participant (making them was a fifth of the engine's time)."""
     parts = [button.prefix]
-    for name, is_flag in _fields_of(type(button)):
+    for name, is_flag in button.layout:
         value = getattr(button, name)
         if is_flag:
             parts.append("y" if value else "n")
@@ -64,31 +73,12 @@ def _encoded(button: ButtonData) -> str:
             if ":" in value:
                 raise ValueError(f"{type(button).__name__}.{name} may not hold ':': {value!r}")
             parts.append(value)
-    while len(parts) > 1 + _required(type(button)) and parts[-1] == "":
+    while len(parts) > 1 + button.required and parts[-1] == "":
         parts.pop()  # an empty optional field: "c:y", not "c:y:"
     data = ":".join(parts)
     if len(data.encode("utf-8")) > MAX_DATA:
         raise ValueError(f"callback data longer than {MAX_DATA} bytes: {data!r}")
     return data
-
-
-def _fields_of(cls: type[ButtonData]) -> tuple[tuple[str, bool], ...]:
-    """Each field's name and whether it is a flag (a bool)."""
-    return _layout(cls.prefix)[0]
-
-
-def _required(cls: type[ButtonData]) -> int:
-    """How many fields come first without a default."""
-    return _layout(cls.prefix)[1]
-
-
-@functools.cache
-def _layout(prefix: str) -> tuple[tuple[tuple[str, bool], ...], int]:
-    """Read once per kind (by its prefix, a kind's key in ``KINDS``): buttons are made for
-    every reply."""
-    declared = fields(KINDS[prefix])
-    required = sum(1 for f in declared if f.default is MISSING and f.default_factory is MISSING)
-    return tuple((f.name, f.type in ("bool", bool)) for f in declared), required
 
 
 class _OnQuestion(ButtonData):
@@ -259,8 +249,8 @@ def decode(data: str) -> ButtonData | None:
     cls = KINDS.get(prefix)
     if cls is None:
         return None
-    declared = _fields_of(cls)
-    if not _required(cls) <= len(values) <= len(declared):
+    declared = cls.layout
+    if not cls.required <= len(values) <= len(declared):
         return None
     kwargs: dict[str, str | bool] = {}
     for (name, is_flag), value in zip(declared, values, strict=False):
