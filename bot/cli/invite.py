@@ -26,7 +26,7 @@ from flows.matching import fold
 from storage import invitations
 from storage.models import Invitation
 
-app = typer.Typer(cls=spanish.Group, help=say("invite_help"), no_args_is_help=True)
+app = spanish.Typer(help=say("invite_help"), no_args_is_help=True)
 
 QR_BOX = 10
 """Pixels per module of the QR code: about 3 cm wide at 300 dpi, easy to scan on paper."""
@@ -93,7 +93,7 @@ def _expiry(settings: Settings, moment: datetime) -> str:
     return moment.astimezone(settings.zone).strftime("%d-%m-%Y")
 
 
-@app.command("import", cls=spanish.Command, help=say("import_help"))
+@app.command("import", help=say("import_help"))
 def import_contacts(
     file: Annotated[Path, typer.Argument(help=say("import_file"), metavar=say("file_metavar"))],
     dry_run: Annotated[bool, typer.Option(help=say("import_dry_run"))] = False,
@@ -156,7 +156,7 @@ def import_contacts(
     typer.echo(say("import_done", count=len(rows), expires=expires))
 
 
-@app.command("list", cls=spanish.Command, help=say("list_help"))
+@app.command("list", help=say("list_help"))
 def list_invitations() -> None:
     """Who is invited, who joined, who finished; then a summary per comuna that names the
     comunas without any contact."""
@@ -198,7 +198,7 @@ def list_invitations() -> None:
         typer.echo(say("list_all_covered"))
 
 
-@app.command(cls=spanish.Command, help=say("revoke_help"))
+@app.command(help=say("revoke_help"))
 def revoke(invitation_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Revoke an invitation: its link stops working."""
     _, _, sessions = _context()
@@ -211,7 +211,7 @@ def revoke(invitation_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     typer.echo(say("revoke_done", id=invitation_id, name=name))
 
 
-@app.command(cls=spanish.Command, help=say("reissue_help"))
+@app.command(help=say("reissue_help"))
 def reissue(
     invitation_id: Annotated[int, typer.Argument(metavar="ID")],
     qr: Annotated[Path | None, typer.Option(help=say("reissue_qr"))] = None,

@@ -24,15 +24,13 @@ from flows.events import Button, Choice, Command, Event, Reply, Start, Text
 from flows.prompts import as_messages
 from storage import rehearsals
 
-app = typer.Typer(
-    cls=spanish.Group, help=say("app_help"), no_args_is_help=True, add_completion=False
-)
-db_app = typer.Typer(cls=spanish.Group, help=say("db_help"), no_args_is_help=True)
+app = spanish.Typer(help=say("app_help"), no_args_is_help=True, add_completion=False)
+db_app = spanish.Typer(help=say("db_help"), no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(invite_app, name="invite")
 
 
-@app.command(cls=spanish.Command, help=say("run_help"))
+@app.command(help=say("run_help"))
 def run() -> None:
     """Run the bot with long polling (migrates the database first)."""
     settings = load_settings()
@@ -51,7 +49,7 @@ def run() -> None:
     asyncio.run(serve(application, scheduler_factory=lambda: build_scheduler(settings)))
 
 
-@app.command(cls=spanish.Command, help=say("webhook_help"))
+@app.command(help=say("webhook_help"))
 def webhook() -> None:
     """Run the bot as a webhook server (production): Telegram posts updates over HTTPS
     through a proxy; each is answered once stored. Migrates the database first."""
@@ -81,7 +79,7 @@ def webhook() -> None:
     )
 
 
-@app.command(cls=spanish.Command, help=say("check_help"))
+@app.command(help=say("check_help"))
 def check(
     file: Annotated[Path, typer.Argument(help=say("check_file"), metavar=say("file_metavar"))],
     diagram: Annotated[bool, typer.Option(help=say("check_diagram"))] = False,
@@ -111,7 +109,7 @@ def mermaid(definition: Definition) -> str:
     return "\n".join(lines)
 
 
-@db_app.command("upgrade", cls=spanish.Command, help=say("db_upgrade_help"))
+@db_app.command("upgrade", help=say("db_upgrade_help"))
 def db_upgrade() -> None:
     """Apply the database migrations (also done by `consulta run`)."""
     settings = load_settings()
@@ -129,7 +127,7 @@ def _where(url: str) -> str:
     return url.split("@")[-1]
 
 
-@app.command(cls=spanish.Command, help=say("export_help"))
+@app.command(help=say("export_help"))
 def export(
     out: Annotated[Path, typer.Option("--out", help=say("export_out"))],
     format: Annotated[
@@ -157,7 +155,7 @@ def export(
     typer.echo(say("export_done", rows=len(frame), out=out, format=fmt))
 
 
-@app.command(cls=spanish.Command, help=say("report_help"))
+@app.command(help=say("report_help"))
 def report(
     out: Annotated[Path, typer.Option("--out", help=say("report_out"))],
     include_rehearsals: Annotated[bool, typer.Option(help=say("include_rehearsals"))] = False,
@@ -197,7 +195,7 @@ def report(
         typer.echo(say("report_written", path=path))
 
 
-@app.command(cls=spanish.Command, help=say("close_help"))
+@app.command(help=say("close_help"))
 def close(
     at: Annotated[str | None, typer.Option(help=say("close_at"))] = None,
     yes: Annotated[bool, typer.Option("--yes", help=say("close_yes"))] = False,
@@ -244,7 +242,7 @@ def close(
         typer.echo(say("close_file_earlier", when=f"{in_file:%d-%m-%Y %H:%M}"))
 
 
-@app.command(cls=spanish.Command, help=say("demo_help"))
+@app.command(help=say("demo_help"))
 def demo(
     participants: Annotated[int, typer.Option(help=say("demo_participants"))] = 300,
     out: Annotated[Path, typer.Option("--out", help=say("demo_out"))] = Path("demo"),
@@ -260,7 +258,7 @@ def demo(
                    answers=stats.answers, out=out))  # fmt: skip
 
 
-@app.command(cls=spanish.Command, help=say("chat_help"))
+@app.command(help=say("chat_help"))
 def chat(
     participant: Annotated[str, typer.Option("--as", help=say("chat_as"))] = "ensayo",
     record: Annotated[Path | None, typer.Option(help=say("chat_record"))] = None,

@@ -1,7 +1,8 @@
 """Typer's group and command classes, with the words its bundled Click prints in English
 and marks for no translation ("Usage:", the help option's "Show this message and exit.",
-"Did you mean ...?") said in Spanish. Every ``typer.Typer`` and command of ``consulta`` is
-made with these (``cls=``); the words Typer marks for gettext are in bot.cli.translations.
+"Did you mean ...?") said in Spanish. Every group of ``consulta`` is a ``Typer`` of this
+module, whose groups and commands are these; the words Typer marks for gettext are in
+bot.cli.translations.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+import typer
 from typer.core import TyperCommand, TyperGroup
 
 from bot.cli.messages import say
@@ -16,6 +18,10 @@ from bot.cli.messages import say
 
 class _Spanish:
     """What the group and the commands share: the usage line and the help option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["options_metavar"] = say("options_metavar")
+        super().__init__(*args, **kwargs)
 
     def format_usage(self, ctx: Any, formatter: Any) -> None:
         pieces = self.collect_usage_pieces(ctx)  # type: ignore[attr-defined]
@@ -29,20 +35,15 @@ class _Spanish:
 
 
 class Command(_Spanish, TyperCommand):
-    """A command of ``consulta``: ``@app.command(cls=Command)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["options_metavar"] = say("options_metavar")
-        super().__init__(*args, **kwargs)
+    """A command of ``consulta``."""
 
 
 class Group(_Spanish, TyperGroup):
-    """``consulta`` and its groups of commands: ``typer.Typer(cls=Group)``. An unknown
-    command close to a known one is answered with the known one's name."""
+    """``consulta`` and its groups of commands. An unknown command close to a known one is
+    answered with the known one's name."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["suggest_commands"] = False  # Typer's suggestion is English; ours is below
-        kwargs["options_metavar"] = say("options_metavar")
         kwargs["subcommand_metavar"] = say("subcommand_metavar")
         super().__init__(*args, **kwargs)
 
@@ -53,3 +54,15 @@ class Group(_Spanish, TyperGroup):
             if close:
                 ctx.fail(say("no_such_command", name=cmd_name, suggestion=close[0]))
         return command
+
+
+class Typer(typer.Typer):
+    """``typer.Typer`` made of ``Group`` and ``Command``: a command added to it later speaks
+    Spanish without being told to."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=Group, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)

@@ -36,15 +36,16 @@ def test_every_entry_is_translated_and_keeps_its_placeholders() -> None:
                     assert (placeholder in msgid) == (placeholder in form), (msgid, form)
 
 
-def test_the_help_and_errors_of_consulta_speak_spanish() -> None:
+def consulta(*args: str) -> str:
+    """What ``consulta args`` prints, on a machine that asks for English."""
     env = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LANG")}
     env["LANGUAGE"] = "en"  # whatever the machine says, the command line is Spanish
+    done = subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
+    return done.stdout + done.stderr
 
-    def consulta(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True,
-                              text=True, env=env, timeout=60)  # fmt: skip
-        return done.stdout + done.stderr
 
+def test_the_help_and_errors_of_consulta_speak_spanish() -> None:
     shown = consulta("check", "--help")
     for spanish in ("Argumentos", "Opciones", "[obligatorio]", "[por omisión: no-diagram]"):
         assert spanish in shown
@@ -55,20 +56,14 @@ def test_the_help_and_errors_of_consulta_speak_spanish() -> None:
 
 def test_the_usage_line_the_help_option_and_suggestions_speak_spanish() -> None:
     """The words Typer's bundled Click prints without gettext (bot.cli.spanish)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LANG")}
-
-    def consulta(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True,
-                              text=True, env=env, timeout=60)  # fmt: skip
-        return done.stdout + done.stderr
-
-    for shown in (consulta("--help"), consulta("invite", "--help"), consulta("check", "--help")):
+    top, check = consulta("--help"), consulta("check", "--help")
+    for shown in (top, consulta("invite", "--help"), check):
         assert "Uso: consulta" in shown and "[OPCIONES]" in shown
         assert "Muestra esta ayuda y termina." in shown
         for english in ("Usage:", "[OPTIONS]", "COMMAND [ARGS]", "Show this message"):
             assert english not in shown
-    assert "COMANDO [ARGUMENTOS]..." in consulta("--help")
-    assert "ARCHIVO" in consulta("check", "--help")
+    assert "COMANDO [ARGUMENTOS]..." in top
+    assert "ARCHIVO" in check
     wrong = consulta("invitar")
     assert "No existe el comando 'invitar'. ¿Quiso decir 'invite'?" in wrong
     assert "Did you mean" not in wrong and "Uso: consulta [OPCIONES]" in wrong
